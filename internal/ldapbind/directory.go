@@ -1,0 +1,251 @@
+package ldapbind
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/glauth/glauth/v2/pkg/config"
+	"github.com/glauth/glauth/v2/pkg/server"
+	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace/noop"
+)
+
+// DirectoryUser is a person of the embedded directory.
+type DirectoryUser struct {
+	Name         string
+	PasswordHash string // a bcrypt hash
+	Mail         string
+	GivenName    string
+	SN           string
+	UIDNumber    int
+	Groups       []string // the first is the primary group
+	Search       bool     // may search the directory (a service account)
+}
+
+// DirectoryGroup is a posixGroup of the embedded directory.
+type DirectoryGroup struct {
+	Name string
+	GID  int
+}
+
+// DirectoryConfig is the seed of the embedded directory.
+type DirectoryConfig struct {
+	Listen string // host:port; port 0 picks a free port
+	BaseDN string
+	Groups []DirectoryGroup
+	Users  []DirectoryUser
+	Logger *slog.Logger
+}
+
+// Directory is a glauth LDAP server running in this process. glauth names
+// a user cn=<name>,ou=<primary group>,ou=users,<base DN> and answers
+// searches only for users with the search capability.
+type Directory struct {
+	cfg  DirectoryConfig
+	addr string
+	svc  *server.LdapSvc
+	done chan error
+	once sync.Once
+}
+
+// StartDirectory starts glauth on cfg.Listen and returns once it accepts
+// connections.
+func StartDirectory(ctx context.Context, cfg DirectoryConfig) (*Directory, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	gcfg, err := glauthConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
+	// glauth listens by address only: reserve the address here first, so a
+	// busy port is a clear error and port 0 becomes a concrete port.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("ldapbind: embedded directory: %w", err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	gcfg.LDAP.Listen = addr
+
+	svc, err := server.NewServer(
+		server.Config(gcfg),
+		server.Logger(zerolog.New(slogWriter{cfg.Logger}).Level(zerolog.WarnLevel)),
+		server.Tracer(noop.NewTracerProvider().Tracer("glauth")),
+		server.Monitor(noMonitor{}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("ldapbind: embedded directory: %w", err)
+	}
+	d := &Directory{cfg: cfg, addr: addr, svc: svc, done: make(chan error, 1)}
+	go func() { d.done <- svc.ListenAndServe() }()
+
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		select {
+		case err := <-d.done:
+			return nil, fmt.Errorf("ldapbind: embedded directory on %s: %w", addr, err)
+		case <-ctx.Done():
+			d.Close()
+			return nil, ctx.Err()
+		default:
+		}
+		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return d, nil
+		}
+		if time.Now().After(deadline) {
+			d.Close()
+			return nil, fmt.Errorf("ldapbind: embedded directory on %s did not start: %w", addr, err)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// Addr is the host:port the directory listens on.
+func (d *Directory) Addr() string { return d.addr }
+
+// URL is the ldap:// URL of the directory.
+func (d *Directory) URL() string { return "ldap://" + d.addr }
+
+// UserDN is the DN glauth gives the user name.
+func (d *Directory) UserDN(name string) string {
+	for _, u := range d.cfg.Users {
+		if u.Name == name && len(u.Groups) > 0 {
+			return fmt.Sprintf("cn=%s,ou=%s,ou=users,%s", name, u.Groups[0], d.cfg.BaseDN)
+		}
+	}
+	return ""
+}
+
+// ClientConfig is the configuration of a client that finds users in this
+// directory by search-then-bind as serviceAccount.
+func (d *Directory) ClientConfig(serviceAccount string) (Config, error) {
+	for _, u := range d.cfg.Users {
+		if u.Name == serviceAccount {
+			if !u.Search {
+				return Config{}, fmt.Errorf("ldapbind: service account %q has no search capability", serviceAccount)
+			}
+			return Config{
+				URL:        d.URL(),
+				BaseDN:     "ou=users," + d.cfg.BaseDN,
+				UserFilter: "(cn={username})",
+				BindDN:     d.UserDN(serviceAccount),
+			}, nil
+		}
+	}
+	return Config{}, fmt.Errorf("ldapbind: no service account %q in the directory", serviceAccount)
+}
+
+// Close stops the directory listening. Connections already open end when
+// their clients close them.
+func (d *Directory) Close() error {
+	d.once.Do(func() {
+		select {
+		case <-d.done: // it never served
+		default:
+			d.svc.Shutdown()
+			<-d.done
+		}
+	})
+	return nil
+}
+
+func glauthConfig(cfg DirectoryConfig) (*config.Config, error) {
+	if cfg.BaseDN == "" {
+		return nil, errors.New("ldapbind: embedded directory needs a base DN")
+	}
+	gids := map[string]int{}
+	c := &config.Config{
+		LDAP: config.LDAP{Enabled: true},
+		Backends: []config.Backend{{
+			BaseDN:             strings.ToLower(cfg.BaseDN),
+			Datastore:          "config",
+			NameFormat:         "cn",
+			NameFormatAsArray:  []string{"cn"},
+			GroupFormat:        "ou",
+			GroupFormatAsArray: []string{"ou"},
+		}},
+	}
+	c.Backend = c.Backends[0]
+	for _, g := range cfg.Groups {
+		gids[g.Name] = g.GID
+		c.Groups = append(c.Groups, config.Group{Name: g.Name, GIDNumber: g.GID, UnixID: g.GID})
+	}
+	for _, u := range cfg.Users {
+		if len(u.Groups) == 0 {
+			return nil, fmt.Errorf("ldapbind: directory user %q has no group", u.Name)
+		}
+		gu := config.User{
+			Name:       u.Name,
+			PassBcrypt: hex.EncodeToString([]byte(u.PasswordHash)),
+			Mail:       u.Mail,
+			GivenName:  u.GivenName,
+			SN:         u.SN,
+			UIDNumber:  u.UIDNumber,
+			UnixID:     u.UIDNumber,
+		}
+		for i, g := range u.Groups {
+			gid, ok := gids[g]
+			if !ok {
+				return nil, fmt.Errorf("ldapbind: directory user %q: unknown group %q", u.Name, g)
+			}
+			if i == 0 {
+				gu.PrimaryGroup = gid
+			} else {
+				gu.OtherGroups = append(gu.OtherGroups, gid)
+			}
+		}
+		if u.Search {
+			gu.Capabilities = []config.Capability{{Action: "search", Object: "*"}}
+		}
+		c.Users = append(c.Users, gu)
+	}
+	return c, nil
+}
+
+// noMonitor discards glauth's metrics; without a monitor its first
+// request dereferences a nil pointer.
+type noMonitor struct{}
+
+func (noMonitor) SetResponseTimeMetric(map[string]string, float64) error { return nil }
+func (noMonitor) SetLDAPMetric(map[string]string, float64) error         { return nil }
+
+// slogWriter turns glauth's zerolog JSON lines into slog records, so the
+// output has one format.
+type slogWriter struct{ log *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	var rec map[string]any
+	if err := json.Unmarshal(p, &rec); err != nil {
+		w.log.Warn(strings.TrimSpace(string(p)), "component", "glauth")
+		return len(p), nil
+	}
+	msg, _ := rec["message"].(string)
+	level := slog.LevelInfo
+	switch rec["level"] {
+	case "warn":
+		level = slog.LevelWarn
+	case "error", "fatal", "panic":
+		level = slog.LevelError
+	case "debug", "trace":
+		level = slog.LevelDebug
+	}
+	attrs := []any{"component", "glauth"}
+	for k, v := range rec {
+		if k != "message" && k != "level" && k != "time" {
+			attrs = append(attrs, k, v)
+		}
+	}
+	w.log.Log(context.Background(), level, msg, attrs...)
+	return len(p), nil
+}

@@ -1,0 +1,220 @@
+// Package users holds the users of ircam-auth and decides how a password is
+// checked: the user's local bcrypt password when there is one, and only
+// otherwise an LDAP bind. A user first seen through LDAP is added to the
+// store with a stable id.
+package users
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/ircam/ircam-auth/internal/fixtures"
+	"github.com/ircam/ircam-auth/internal/ldapbind"
+	"golang.org/x/crypto/bcrypt"
+)
+
+var (
+	// ErrInvalidCredentials is the one answer for an unknown user, a wrong
+	// password and an empty password: callers cannot tell them apart.
+	ErrInvalidCredentials = errors.New("invalid username or password")
+	// ErrDirectoryUnavailable means the user has no local password and the
+	// directory could not be asked. It is not a wrong password.
+	ErrDirectoryUnavailable = errors.New("the user directory is unavailable")
+)
+
+// User is a user as the profile endpoint shows it.
+type User struct {
+	ID           int64
+	Username     string
+	Email        string
+	FirstName    string
+	LastName     string
+	Avatar       string
+	PasswordHash string // bcrypt; empty for a directory user
+}
+
+// IsLDAPUser reports whether the user logs in through the directory,
+// which is exactly when there is no local password.
+func (u User) IsLDAPUser() bool { return u.PasswordHash == "" }
+
+// Method names how a login was checked, for logs.
+type Method string
+
+const (
+	MethodLocal Method = "local"
+	MethodLDAP  Method = "ldap"
+)
+
+// Directory checks a password against LDAP; *ldapbind.Client is one.
+type Directory interface {
+	Authenticate(ctx context.Context, username, password string) (ldapbind.Entry, error)
+}
+
+// Store is the set of users, safe for concurrent use.
+type Store struct {
+	mu     sync.RWMutex
+	byName map[string]*User // lower-case username
+	byID   map[int64]*User
+	dir    Directory // nil: no directory, local users only
+	// dummyHash is compared against when the user is unknown and there is
+	// no directory, so that the answer takes as long as a wrong password.
+	dummyHash []byte
+}
+
+// NewStore returns a store seeded with the fixture users. dir may be nil.
+func NewStore(seed []fixtures.User, dir Directory, bcryptCost int) (*Store, error) {
+	if bcryptCost == 0 {
+		bcryptCost = fixtures.DefaultBcryptCost
+	}
+	dummy, err := bcrypt.GenerateFromPassword([]byte("ircam-auth dummy password"), bcryptCost)
+	if err != nil {
+		return nil, fmt.Errorf("users: %w", err)
+	}
+	s := &Store{dir: dir, dummyHash: dummy}
+	s.byName, s.byID = index(seed)
+	return s, nil
+}
+
+func index(seed []fixtures.User) (map[string]*User, map[int64]*User) {
+	byName := make(map[string]*User, len(seed))
+	byID := make(map[int64]*User, len(seed))
+	for _, f := range seed {
+		u := &User{
+			ID: f.ID, Username: f.Username, Email: f.Email,
+			FirstName: f.FirstName, LastName: f.LastName, Avatar: f.Avatar,
+			PasswordHash: f.PasswordHash,
+		}
+		byName[strings.ToLower(u.Username)] = u
+		byID[u.ID] = u
+	}
+	return byName, byID
+}
+
+// Lookup finds a user by username, case-insensitively.
+func (s *Store) Lookup(username string) (User, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	u, ok := s.byName[strings.ToLower(username)]
+	if !ok {
+		return User{}, false
+	}
+	return *u, true
+}
+
+// ByID finds a user by id.
+func (s *Store) ByID(id int64) (User, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	u, ok := s.byID[id]
+	if !ok {
+		return User{}, false
+	}
+	return *u, true
+}
+
+// All returns every user, by id.
+func (s *Store) All() []User {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]User, 0, len(s.byID))
+	for _, u := range s.byID {
+		out = append(out, *u)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Authenticate checks username and password: the local bcrypt password
+// when the user has one, and otherwise, or when the user is not in the
+// store, an LDAP bind. It returns the user and the method that checked
+// the password, or ErrInvalidCredentials or ErrDirectoryUnavailable.
+func (s *Store) Authenticate(ctx context.Context, username, password string) (User, Method, error) {
+	u, known := s.Lookup(username)
+	if known && !u.IsLDAPUser() {
+		// A user with a local password is never checked against LDAP.
+		if bcrypt.CompareHashAndPassword([]byte(u.PasswordHash), []byte(password)) != nil || password == "" {
+			return User{}, MethodLocal, ErrInvalidCredentials
+		}
+		return u, MethodLocal, nil
+	}
+	if password == "" || username == "" {
+		// Refused before any LDAP call: an empty password is an anonymous bind.
+		s.spendBcrypt(password)
+		return User{}, MethodLDAP, ErrInvalidCredentials
+	}
+	if s.dir == nil {
+		s.spendBcrypt(password)
+		return User{}, MethodLDAP, ErrInvalidCredentials
+	}
+	name := username
+	if known {
+		name = u.Username // the directory sees the fixture's spelling
+	}
+	entry, err := s.dir.Authenticate(ctx, name, password)
+	switch {
+	case errors.Is(err, ldapbind.ErrInvalidCredentials):
+		return User{}, MethodLDAP, ErrInvalidCredentials
+	case errors.Is(err, ldapbind.ErrUnavailable):
+		return User{}, MethodLDAP, fmt.Errorf("%w: %v", ErrDirectoryUnavailable, err)
+	case err != nil:
+		return User{}, MethodLDAP, fmt.Errorf("%w: %v", ErrDirectoryUnavailable, err)
+	}
+	return s.fromDirectory(name, entry), MethodLDAP, nil
+}
+
+// spendBcrypt takes the time of one bcrypt comparison, so that refusing
+// without asking anyone takes as long as refusing a wrong password.
+func (s *Store) spendBcrypt(password string) {
+	_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
+}
+
+// fromDirectory refreshes (or creates) the user from the directory's
+// answer, as django-auth-ldap does at every login: the directory's values
+// win, the fixtures' values stay where the directory has none.
+func (s *Store) fromDirectory(username string, e ldapbind.Entry) User {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := strings.ToLower(username)
+	u, ok := s.byName[key]
+	if !ok {
+		u = &User{Username: username, ID: s.newID(username, e.UIDNumber)}
+		s.byName[key] = u
+		s.byID[u.ID] = u
+	}
+	if e.Mail != "" {
+		u.Email = e.Mail
+	}
+	if e.GivenName != "" {
+		u.FirstName = e.GivenName
+	}
+	if e.SN != "" {
+		u.LastName = e.SN
+	}
+	return *u
+}
+
+// newID gives a user first seen through LDAP an id that is the same on
+// every run with the same fixtures and directory: the uidNumber when it is
+// free, otherwise a number derived from the username, above every uid.
+func (s *Store) newID(username string, uidNumber int64) int64 {
+	if uidNumber > 0 {
+		if _, taken := s.byID[uidNumber]; !taken {
+			return uidNumber
+		}
+	}
+	h := fnv.New64a()
+	h.Write([]byte(strings.ToLower(username)))
+	// JSON numbers are exact up to 2^53: stay within [2^40, 2^52).
+	id := int64(1<<40 + h.Sum64()%(1<<52-1<<40))
+	for {
+		if _, taken := s.byID[id]; !taken {
+			return id
+		}
+		id++
+	}
+}
