@@ -18,6 +18,7 @@ var starters = []struct {
 	start func(testing.TB) *ldaptest.Server
 }{
 	{"glauth", ldaptest.StartGlauth},
+	{"slapd", ldaptest.StartSlapd},
 }
 
 // modes are the two ways to find a user's DN.

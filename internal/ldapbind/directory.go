@@ -8,12 +8,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/glauth/glauth/v2/pkg/config"
-	"github.com/glauth/glauth/v2/pkg/server"
+	"github.com/glauth/glauth/v2/pkg/handler"
+	glauthldap "github.com/glauth/ldap"
 	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/trace/noop"
 )
@@ -48,13 +49,21 @@ type DirectoryConfig struct {
 // Directory is a glauth LDAP server running in this process. glauth names
 // a user cn=<name>,ou=<primary group>,ou=users,<base DN> and answers
 // searches only for users with the search capability.
+//
+// It is assembled from glauth's config handler and LDAP server rather
+// than glauth's server.NewServer, which listens by address only and hides
+// the server: here it serves a listener we opened (port 0 works, a busy
+// port is an error at once) and answers the Who-am-I operation.
 type Directory struct {
 	cfg  DirectoryConfig
-	addr string
-	svc  *server.LdapSvc
-	done chan error
+	ln   net.Listener
+	srv  *glauthldap.Server
+	done chan struct{}
 	once sync.Once
 }
+
+// whoAmIOID is the Who-am-I extended operation (RFC 4532) of ldapwhoami.
+const whoAmIOID = "1.3.6.1.4.1.4203.1.11.3"
 
 // StartDirectory starts glauth on cfg.Listen and returns once it accepts
 // connections.
@@ -66,56 +75,56 @@ func StartDirectory(ctx context.Context, cfg DirectoryConfig) (*Directory, error
 	if err != nil {
 		return nil, err
 	}
-	// glauth listens by address only: reserve the address here first, so a
-	// busy port is a clear error and port 0 becomes a concrete port.
-	ln, err := net.Listen("tcp", cfg.Listen)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("ldapbind: embedded directory: %w", err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	gcfg.LDAP.Listen = addr
+	gcfg.LDAP.Listen = ln.Addr().String()
 
-	svc, err := server.NewServer(
-		server.Config(gcfg),
-		server.Logger(zerolog.New(slogWriter{cfg.Logger}).Level(zerolog.WarnLevel)),
-		server.Tracer(noop.NewTracerProvider().Tracer("glauth")),
-		server.Monitor(noMonitor{}),
+	zl := zerolog.New(slogWriter{cfg.Logger}).Level(zerolog.WarnLevel)
+	tracer := noop.NewTracerProvider().Tracer("glauth")
+	h := handler.NewConfigHandler(
+		handler.Backend(gcfg.Backends[0]),
+		handler.Logger(&zl),
+		handler.Config(gcfg),
+		handler.LDAPHelper(handler.NewLDAPOpsHelper(tracer)),
+		handler.Monitor(noMonitor{}),
+		handler.Tracer(tracer),
 	)
-	if err != nil {
-		return nil, fmt.Errorf("ldapbind: embedded directory: %w", err)
-	}
-	d := &Directory{cfg: cfg, addr: addr, svc: svc, done: make(chan error, 1)}
-	go func() { d.done <- svc.ListenAndServe() }()
+	srv := glauthldap.NewServer()
+	srv.EnforceLDAP = true
+	srv.BindFunc("", h)
+	srv.SearchFunc("", h)
+	srv.CloseFunc("", h)
+	srv.ExtendedFunc("", whoAmI{})
 
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		select {
-		case err := <-d.done:
-			return nil, fmt.Errorf("ldapbind: embedded directory on %s: %w", addr, err)
-		case <-ctx.Done():
-			d.Close()
-			return nil, ctx.Err()
-		default:
-		}
-		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return d, nil
-		}
-		if time.Now().After(deadline) {
-			d.Close()
-			return nil, fmt.Errorf("ldapbind: embedded directory on %s did not start: %w", addr, err)
-		}
-		time.Sleep(2 * time.Millisecond)
+	d := &Directory{cfg: cfg, ln: ln, srv: srv, done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		srv.Serve(ln)
+	}()
+	return d, nil
+}
+
+// whoAmI answers the Who-am-I operation with success, so ldapwhoami works
+// after a bind. glauth's LDAP server cannot send a response value, so
+// ldapwhoami prints "anonymous": the bind is what proved the password.
+type whoAmI struct{}
+
+func (whoAmI) Extended(boundDN string, req glauthldap.ExtendedRequest, _ net.Conn) (glauthldap.LDAPResultCode, error) {
+	// The request's name is unexported; reflect reads it without unsafe.
+	if reflect.ValueOf(req).FieldByName("requestName").String() == whoAmIOID {
+		return glauthldap.LDAPResultSuccess, nil
 	}
+	return glauthldap.LDAPResultProtocolError, nil
 }
 
 // Addr is the host:port the directory listens on.
-func (d *Directory) Addr() string { return d.addr }
+func (d *Directory) Addr() string { return d.ln.Addr().String() }
 
 // URL is the ldap:// URL of the directory.
-func (d *Directory) URL() string { return "ldap://" + d.addr }
+func (d *Directory) URL() string { return "ldap://" + d.Addr() }
 
 // UserDN is the DN glauth gives the user name.
 func (d *Directory) UserDN(name string) string {
@@ -150,12 +159,8 @@ func (d *Directory) ClientConfig(serviceAccount string) (Config, error) {
 // their clients close them.
 func (d *Directory) Close() error {
 	d.once.Do(func() {
-		select {
-		case <-d.done: // it never served
-		default:
-			d.svc.Shutdown()
-			<-d.done
-		}
+		d.srv.Quit <- true
+		<-d.done
 	})
 	return nil
 }
