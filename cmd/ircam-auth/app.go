@@ -83,21 +83,8 @@ func (a *app) openDirectory(ctx context.Context) error {
 			a.log.Warn("no directory: the fixtures have no directory entries and --ldap-url is empty; only local users can log in")
 			return nil
 		}
-		dcfg := ldapbind.DirectoryConfig{Listen: cfg.LDAPListen, BaseDN: d.BaseDN, Logger: a.log}
-		for _, g := range d.Groups {
-			dcfg.Groups = append(dcfg.Groups, ldapbind.DirectoryGroup{Name: g.Name, GID: g.GID})
-		}
-		var servicePassword string
-		for _, e := range d.Entries {
-			dcfg.Users = append(dcfg.Users, ldapbind.DirectoryUser{
-				Name: e.UID, PasswordHash: e.PasswordHash, Mail: e.Mail,
-				GivenName: e.GivenName, SN: e.SN, UIDNumber: e.UIDNumber,
-				Groups: e.Groups, Search: e.Search,
-			})
-			if strings.EqualFold(e.UID, d.ServiceAccount) {
-				servicePassword = e.Password
-			}
-		}
+		dcfg, servicePassword := directoryConfig(d)
+		dcfg.Listen, dcfg.Logger = cfg.LDAPListen, a.log
 		dir, err := ldapbind.StartDirectory(ctx, dcfg)
 		if err != nil {
 			return fmt.Errorf("%w (is another ircam-auth running? choose another address with --ldap-listen)", err)
@@ -120,6 +107,27 @@ func (a *app) openDirectory(ctx context.Context) error {
 	}
 	a.ldap = c
 	return nil
+}
+
+// directoryConfig is the seed of the embedded directory from the fixtures,
+// and the plain password of its service account.
+func directoryConfig(d fixtures.Directory) (ldapbind.DirectoryConfig, string) {
+	dcfg := ldapbind.DirectoryConfig{BaseDN: d.BaseDN}
+	for _, g := range d.Groups {
+		dcfg.Groups = append(dcfg.Groups, ldapbind.DirectoryGroup{Name: g.Name, GID: g.GID})
+	}
+	var servicePassword string
+	for _, e := range d.Entries {
+		dcfg.Users = append(dcfg.Users, ldapbind.DirectoryUser{
+			Name: e.UID, PasswordHash: e.PasswordHash, Mail: e.Mail,
+			GivenName: e.GivenName, SN: e.SN, UIDNumber: e.UIDNumber,
+			Groups: e.Groups, Search: e.Search,
+		})
+		if strings.EqualFold(e.UID, d.ServiceAccount) {
+			servicePassword = e.Password
+		}
+	}
+	return dcfg, servicePassword
 }
 
 // Handler is the HTTP handler of every endpoint.

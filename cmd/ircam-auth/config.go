@@ -89,6 +89,10 @@ Usage:
   ircam-auth [flags]                 run the server
   ircam-auth hash-password [--cost N] print the bcrypt hash of a password read from stdin
   ircam-auth check-fixtures FILE     validate a fixture file
+  ircam-auth healthcheck [--listen ADDR] [--wait D]
+                                     exit 0 when the server's /healthz answers 200
+  ircam-auth glauth-config [--fixtures FILE]
+                                     print a glauth configuration seeded like the embedded directory
 
 Flags (each has an environment variable; a flag given on the command line wins):
 `)

@@ -40,6 +40,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return hashPassword(args[1:], stdin, stdout, stderr)
 		case "check-fixtures":
 			return checkFixtures(args[1:], getenv, stdout)
+		case "glauth-config":
+			return glauthConfig(args[1:], getenv, stdout, stderr)
+		case "healthcheck":
+			return healthcheck(args[1:], getenv, stdout)
 		}
 	}
 	cfg, err := parseConfig(args, getenv, stderr)
