@@ -60,7 +60,8 @@ type Store struct {
 	mu     sync.RWMutex
 	byName map[string]*User // lower-case username
 	byID   map[int64]*User
-	dir    Directory // nil: no directory, local users only
+	seeded map[int64]bool // ids that come from the fixtures
+	dir    Directory      // nil: no directory, local users only
 	// dummyHash is compared against when the user is unknown and there is
 	// no directory, so that the answer takes as long as a wrong password.
 	dummyHash []byte
@@ -76,13 +77,14 @@ func NewStore(seed []fixtures.User, dir Directory, bcryptCost int) (*Store, erro
 		return nil, fmt.Errorf("users: %w", err)
 	}
 	s := &Store{dir: dir, dummyHash: dummy}
-	s.byName, s.byID = index(seed)
+	s.byName, s.byID, s.seeded = index(seed)
 	return s, nil
 }
 
-func index(seed []fixtures.User) (map[string]*User, map[int64]*User) {
+func index(seed []fixtures.User) (map[string]*User, map[int64]*User, map[int64]bool) {
 	byName := make(map[string]*User, len(seed))
 	byID := make(map[int64]*User, len(seed))
+	seeded := make(map[int64]bool, len(seed))
 	for _, f := range seed {
 		u := &User{
 			ID: f.ID, Username: f.Username, Email: f.Email,
@@ -91,8 +93,65 @@ func index(seed []fixtures.User) (map[string]*User, map[int64]*User) {
 		}
 		byName[strings.ToLower(u.Username)] = u
 		byID[u.ID] = u
+		seeded[u.ID] = true
 	}
-	return byName, byID
+	return byName, byID, seeded
+}
+
+// Replace swaps in reloaded fixture users and directory. Users first seen
+// through LDAP stay, unless the new fixtures use their name or id.
+func (s *Store) Replace(seed []fixtures.User, dir Directory) {
+	byName, byID, seeded := index(seed)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, u := range s.byID {
+		if s.seeded[id] {
+			continue
+		}
+		if _, taken := byID[id]; taken {
+			continue
+		}
+		if _, taken := byName[strings.ToLower(u.Username)]; taken {
+			continue
+		}
+		byName[strings.ToLower(u.Username)] = u
+		byID[id] = u
+	}
+	s.byName, s.byID, s.seeded, s.dir = byName, byID, seeded, dir
+}
+
+// Put adds a user or replaces the user with the same id. A different user
+// with the same username (case-insensitively) is an error.
+func (s *Store) Put(u User) error {
+	if u.ID <= 0 || u.Username == "" {
+		return errors.New("users: a user needs a positive id and a username")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	key := strings.ToLower(u.Username)
+	if other, ok := s.byName[key]; ok && other.ID != u.ID {
+		return fmt.Errorf("users: username %q is taken by id %d", u.Username, other.ID)
+	}
+	if old, ok := s.byID[u.ID]; ok {
+		delete(s.byName, strings.ToLower(old.Username))
+	}
+	s.byName[key] = &u
+	s.byID[u.ID] = &u
+	return nil
+}
+
+// Remove deletes the user with the id and reports whether there was one.
+func (s *Store) Remove(id int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.byID[id]
+	if !ok {
+		return false
+	}
+	delete(s.byID, id)
+	delete(s.byName, strings.ToLower(u.Username))
+	delete(s.seeded, id)
+	return true
 }
 
 // Lookup finds a user by username, case-insensitively.
@@ -147,7 +206,10 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (Us
 		s.spendBcrypt(password)
 		return User{}, MethodLDAP, ErrInvalidCredentials
 	}
-	if s.dir == nil {
+	s.mu.RLock()
+	dir := s.dir
+	s.mu.RUnlock()
+	if dir == nil {
 		s.spendBcrypt(password)
 		return User{}, MethodLDAP, ErrInvalidCredentials
 	}
@@ -155,7 +217,7 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (Us
 	if known {
 		name = u.Username // the directory sees the fixture's spelling
 	}
-	entry, err := s.dir.Authenticate(ctx, name, password)
+	entry, err := dir.Authenticate(ctx, name, password)
 	switch {
 	case errors.Is(err, ldapbind.ErrInvalidCredentials):
 		return User{}, MethodLDAP, ErrInvalidCredentials

@@ -237,3 +237,55 @@ func TestNoDirectory(t *testing.T) {
 		t.Errorf("alice without a directory: %v", err)
 	}
 }
+
+func TestReplaceKeepsDirectoryUsers(t *testing.T) {
+	dir := fakeDirectory{map[string]ldapbind.Entry{"carol": {UIDNumber: 10003, Mail: "carol@example.org"}}}
+	store, err := users.NewStore(seed(t), dir, bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.Authenticate(context.Background(), "carol", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	// The new fixtures drop bob and rename alice's email.
+	next := seed(t)[:1]
+	next[0].Email = "new-alice@example.org"
+	store.Replace(next, dir)
+	if _, ok := store.Lookup("bob"); ok {
+		t.Error("bob survived his removal from the fixtures")
+	}
+	if a, _ := store.ByID(1); a.Email != "new-alice@example.org" {
+		t.Errorf("alice = %+v", a)
+	}
+	if c, ok := store.ByID(10003); !ok || c.Username != "carol" {
+		t.Error("carol, first seen through LDAP, was dropped by a reload")
+	}
+}
+
+func TestPutAndRemove(t *testing.T) {
+	store, err := users.NewStore(seed(t), nil, bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Put(users.User{ID: 7, Username: "ALICE"}); err == nil {
+		t.Error("a second alice (case-insensitively) was accepted")
+	}
+	if err := store.Put(users.User{ID: 0, Username: "zed"}); err == nil {
+		t.Error("id 0 accepted")
+	}
+	if err := store.Put(users.User{ID: 1, Username: "alicia", Email: "a@x"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := store.Lookup("alice"); ok {
+		t.Error("the old name still resolves after a rename")
+	}
+	if u, ok := store.Lookup("Alicia"); !ok || u.ID != 1 || !u.IsLDAPUser() {
+		t.Errorf("alicia = %+v %v", u, ok)
+	}
+	if !store.Remove(1) || store.Remove(1) {
+		t.Error("Remove should report true once")
+	}
+	if _, ok := store.ByID(1); ok {
+		t.Error("removed user still found")
+	}
+}
