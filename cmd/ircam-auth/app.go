@@ -13,7 +13,9 @@ import (
 	defaultfixtures "github.com/ircam/ircam-auth/fixtures"
 	"github.com/ircam/ircam-auth/internal/clients"
 	"github.com/ircam/ircam-auth/internal/fixtures"
+	"github.com/ircam/ircam-auth/internal/httplog"
 	"github.com/ircam/ircam-auth/internal/ldapbind"
+	"github.com/ircam/ircam-auth/internal/token"
 	"github.com/ircam/ircam-auth/internal/users"
 )
 
@@ -26,6 +28,7 @@ type app struct {
 	ldap     *ldapbind.Client    // nil when there is no directory at all
 	users    *users.Store
 	clients  *clients.Registry
+	tokens   *token.Service
 	mux      *http.ServeMux
 	closers  []func()
 }
@@ -131,7 +134,7 @@ func directoryConfig(d fixtures.Directory) (ldapbind.DirectoryConfig, string) {
 }
 
 // Handler is the HTTP handler of every endpoint.
-func (a *app) Handler() http.Handler { return a.mux }
+func (a *app) Handler() http.Handler { return httplog.Middleware(a.log, a.mux) }
 
 // Close stops what newApp started.
 func (a *app) Close() {

@@ -1,6 +1,46 @@
 package main
 
-// routes registers the OAuth2 endpoints on a.mux.
+import (
+	"net/http"
+
+	"github.com/ircam/ircam-auth/internal/authorize"
+	"github.com/ircam/ircam-auth/internal/profile"
+	"github.com/ircam/ircam-auth/internal/token"
+)
+
+// routes wires the OAuth2 endpoints on a.mux: token, introspection and
+// revocation (token), authorize with its pages and logout (authorize), and
+// the profile (profile). Only this package knows them all.
 func (a *app) routes() error {
+	tokens, err := token.New(token.Config{
+		Clients: a.clients, Users: a.users, Logger: a.log,
+		AccessTokenTTL: a.cfg.AccessTokenTTL, CodeTTL: a.cfg.CodeTTL,
+	})
+	if err != nil {
+		return err
+	}
+	a.tokens = tokens
+	tokens.Register(a.mux)
+
+	az, err := authorize.New(authorize.Config{
+		Clients: a.clients, Users: a.users, Codes: tokens, Logger: a.log,
+		PublicURL: a.cfg.PublicURL, PKCERequired: a.cfg.PKCERequired,
+	})
+	if err != nil {
+		return err
+	}
+	az.Register(a.mux)
+
+	a.mux.Handle("/profile/{$}", profile.New(tokens, a.users, a.log))
+	a.mux.HandleFunc("GET /{$}", a.home)
 	return nil
+}
+
+// home is where logout lands without a next: a plain page saying what
+// this server is.
+func (a *app) home(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Write([]byte("ircam-auth: a stand-in for the Ircam Auth OAuth2 identity provider.\n" +
+		"Endpoints: /o/authorize/ /o/token/ /o/introspect/ /o/revoke_token/ /profile/ /accounts/logout/ /healthz\n"))
 }

@@ -1,0 +1,244 @@
+package token
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"sync"
+	"time"
+
+	"github.com/ircam/ircam-auth/internal/grant"
+)
+
+// purgeEvery is how often, at most, a write sweeps expired codes and
+// tokens out of the store. Memory is bounded by what is issued in one
+// token lifetime.
+const purgeEvery = time.Minute
+
+// kind tells access tokens from refresh tokens.
+type kind int
+
+const (
+	kindAccess kind = iota + 1
+	kindRefresh
+)
+
+func (k kind) String() string {
+	if k == kindRefresh {
+		return "refresh_token"
+	}
+	return "access_token"
+}
+
+// code is an authorization code. A used code stays in the store until it
+// expires, so that a replay is recognised and what it issued revoked.
+type code struct {
+	req       grant.CodeRequest
+	expiresAt time.Time
+	used      bool
+	family    uint64 // the tokens issued from this code; 0 until used
+}
+
+// record is an access or a refresh token.
+type record struct {
+	kind      kind
+	grantType string
+	clientID  string
+	scope     string
+	userID    int64
+	username  string
+	issuedAt  time.Time
+	expiresAt time.Time
+	// family groups the tokens issued from one grant (one code exchange,
+	// one password or client_credentials request) and every rotation of
+	// it, so that a replayed code revokes all of them.
+	family uint64
+	// pair is the other token of the pair: an access token's refresh
+	// token, or a refresh token's access token; "" when there is none.
+	pair string
+	// grantScope is, on a refresh token, the scope originally granted,
+	// which bounds the scope of every later refresh.
+	grantScope string
+}
+
+func (r *record) access() grant.Access {
+	return grant.Access{
+		ClientID: r.clientID, Scope: r.scope,
+		UserID: r.userID, Username: r.username,
+		IssuedAt: r.issuedAt, ExpiresAt: r.expiresAt,
+	}
+}
+
+// store holds codes and tokens in memory, safe for concurrent use.
+type store struct {
+	mu         sync.Mutex
+	codes      map[string]*code
+	tokens     map[string]*record
+	lastFamily uint64
+	lastPurge  time.Time
+}
+
+func newStore() *store {
+	return &store{codes: map[string]*code{}, tokens: map[string]*record{}}
+}
+
+// newSecret returns 32 random bytes, base64url-encoded without padding.
+func newSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b) // never returns an error; crashes the program instead
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// purgeLocked drops expired codes and tokens, at most once per purgeEvery.
+func (s *store) purgeLocked(now time.Time) {
+	if now.Sub(s.lastPurge) < purgeEvery && !now.Before(s.lastPurge) {
+		return
+	}
+	s.lastPurge = now
+	for k, c := range s.codes {
+		if !now.Before(c.expiresAt) {
+			delete(s.codes, k)
+		}
+	}
+	for k, t := range s.tokens {
+		if !now.Before(t.expiresAt) {
+			delete(s.tokens, k)
+		}
+	}
+}
+
+func (s *store) addCode(now time.Time, c *code) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.purgeLocked(now)
+	v := newSecret()
+	s.codes[v] = c
+	return v
+}
+
+// lookupLocked returns the live token v of kind k, or nil.
+func (s *store) lookupLocked(now time.Time, v string, k kind) *record {
+	t, ok := s.tokens[v]
+	if !ok || t.kind != k {
+		return nil
+	}
+	if !now.Before(t.expiresAt) {
+		delete(s.tokens, v)
+		return nil
+	}
+	return t
+}
+
+// lookup returns a copy of the live token v of kind k.
+func (s *store) lookup(now time.Time, v string, k kind) (record, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t := s.lookupLocked(now, v, k)
+	if t == nil {
+		return record{}, false
+	}
+	return *t, true
+}
+
+// issueLocked stores an access token made from tmpl and, when withRefresh,
+// a refresh token paired with it. refreshTTL applies to the refresh token.
+func (s *store) issueLocked(now time.Time, tmpl record, accessTTL, refreshTTL time.Duration, withRefresh bool) (access, refresh string) {
+	s.purgeLocked(now)
+	a := tmpl
+	a.kind = kindAccess
+	a.issuedAt, a.expiresAt = now, now.Add(accessTTL)
+	a.grantScope = ""
+	access = newSecret()
+	if withRefresh {
+		r := tmpl
+		r.kind = kindRefresh
+		r.issuedAt, r.expiresAt = now, now.Add(refreshTTL)
+		if r.grantScope == "" {
+			r.grantScope = r.scope
+		}
+		refresh = newSecret()
+		r.pair, a.pair = access, refresh
+		s.tokens[refresh] = &r
+	}
+	s.tokens[access] = &a
+	return access, refresh
+}
+
+func (s *store) newFamilyLocked() uint64 {
+	s.lastFamily++
+	return s.lastFamily
+}
+
+// revokeLocked deletes token v and, for a refresh token, its access token.
+// It returns how many tokens it deleted.
+func (s *store) revokeLocked(v string) int {
+	t, ok := s.tokens[v]
+	if !ok {
+		return 0
+	}
+	delete(s.tokens, v)
+	n := 1
+	if t.kind == kindRefresh && t.pair != "" {
+		if _, ok := s.tokens[t.pair]; ok {
+			delete(s.tokens, t.pair)
+			n++
+		}
+	}
+	return n
+}
+
+// revokeFamilyLocked deletes every token of a family.
+func (s *store) revokeFamilyLocked(family uint64) int {
+	if family == 0 {
+		return 0
+	}
+	n := 0
+	for k, t := range s.tokens {
+		if t.family == family {
+			delete(s.tokens, k)
+			n++
+		}
+	}
+	return n
+}
+
+// revokeUser deletes every token of the user and the codes issued to them.
+func (s *store) revokeUser(userID int64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, c := range s.codes {
+		if c.req.UserID == userID {
+			delete(s.codes, k)
+		}
+	}
+	n := 0
+	for k, t := range s.tokens {
+		if t.userID == userID {
+			delete(s.tokens, k)
+			n++
+		}
+	}
+	return n
+}
+
+// revokeAll deletes every code and token.
+func (s *store) revokeAll() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.tokens)
+	s.tokens = map[string]*record{}
+	s.codes = map[string]*code{}
+	return n
+}
+
+// list returns a copy of every live token.
+func (s *store) list(now time.Time) []record {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]record, 0, len(s.tokens))
+	for _, t := range s.tokens {
+		if now.Before(t.expiresAt) {
+			out = append(out, *t)
+		}
+	}
+	return out
+}
