@@ -10,6 +10,7 @@ import (
 	"net/url"
 
 	"github.com/ircam/ircam-auth/internal/clients"
+	"github.com/ircam/ircam-auth/internal/httplog"
 	"github.com/ircam/ircam-auth/internal/users"
 )
 
@@ -44,6 +45,9 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 	if clientID == "" {
 		clientID = attemptedClientID(r, form)
 	}
+	httplog.Set(r.Context(), "client_id", c.ID)
+	httplog.Set(r.Context(), "grant_type", grantType)
+	httplog.Set(r.Context(), "user", out.user)
 	log := s.log.With("client_id", clientID, "grant_type", grantType, "user", out.user)
 	if out.method != "" {
 		log = log.With("method", string(out.method))
