@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	defaultfixtures "github.com/ircam/ircam-auth/fixtures"
@@ -21,16 +22,20 @@ import (
 
 // app is the server's parts, wired together, before it listens.
 type app struct {
-	cfg      config
-	log      *slog.Logger
+	cfg config
+	log *slog.Logger
+
+	// mu guards what a reload replaces.
+	mu       sync.RWMutex
 	fixtures *fixtures.File
 	dir      *ldapbind.Directory // the embedded directory; nil with --ldap-url
 	ldap     *ldapbind.Client    // nil when there is no directory at all
-	users    *users.Store
-	clients  *clients.Registry
-	tokens   *token.Service
-	mux      *http.ServeMux
-	closers  []func()
+
+	users   *users.Store
+	clients *clients.Registry
+	tokens  *token.Service
+	mux     *http.ServeMux
+	closers []func()
 }
 
 func loadFixtures(cfg config) (*fixtures.File, error) {
@@ -72,8 +77,28 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) 
 }
 
 func (a *app) openDirectory(ctx context.Context) error {
+	dir, client, err := a.startDirectory(ctx, a.fixtures, a.cfg.LDAPListen)
+	if err != nil {
+		return err
+	}
+	a.dir, a.ldap = dir, client
+	if dir != nil {
+		a.closers = append(a.closers, func() {
+			a.mu.RLock()
+			defer a.mu.RUnlock()
+			a.dir.Close()
+		})
+	}
+	return nil
+}
+
+// startDirectory starts the embedded directory seeded from fx on listen
+// (unless an external one is configured) and returns a client of the
+// directory in use. Both are nil when there is no directory at all.
+func (a *app) startDirectory(ctx context.Context, fx *fixtures.File, listen string) (*ldapbind.Directory, *ldapbind.Client, error) {
 	cfg := a.cfg
 	var lc ldapbind.Config
+	var dir *ldapbind.Directory
 	if cfg.LDAPURL != "" {
 		lc = ldapbind.Config{
 			URL: cfg.LDAPURL, BaseDN: cfg.LDAPBaseDN, UserFilter: cfg.LDAPUserFilter,
@@ -81,22 +106,22 @@ func (a *app) openDirectory(ctx context.Context) error {
 			UserDNTemplate: cfg.LDAPUserDNTemplate,
 		}
 	} else {
-		d := a.fixtures.Directory
+		d := fx.Directory
 		if len(d.Entries) == 0 {
 			a.log.Warn("no directory: the fixtures have no directory entries and --ldap-url is empty; only local users can log in")
-			return nil
+			return nil, nil, nil
 		}
 		dcfg, servicePassword := directoryConfig(d)
-		dcfg.Listen, dcfg.Logger = cfg.LDAPListen, a.log
-		dir, err := ldapbind.StartDirectory(ctx, dcfg)
+		dcfg.Listen, dcfg.Logger = listen, a.log
+		var err error
+		dir, err = ldapbind.StartDirectory(ctx, dcfg)
 		if err != nil {
-			return fmt.Errorf("%w (is another ircam-auth running? choose another address with --ldap-listen)", err)
+			return nil, nil, fmt.Errorf("%w (is another ircam-auth running? choose another address with --ldap-listen)", err)
 		}
-		a.dir = dir
-		a.closers = append(a.closers, func() { dir.Close() })
 		if d.ServiceAccount != "" {
 			if lc, err = dir.ClientConfig(d.ServiceAccount); err != nil {
-				return err
+				dir.Close()
+				return nil, nil, err
 			}
 			lc.BindPassword = servicePassword
 		} else {
@@ -106,10 +131,12 @@ func (a *app) openDirectory(ctx context.Context) error {
 	lc.StartTLS, lc.CAFile, lc.InsecureTLS, lc.Timeout = cfg.LDAPStartTLS, cfg.LDAPCAFile, cfg.LDAPInsecureTLS, cfg.LDAPTimeout
 	c, err := ldapbind.New(lc)
 	if err != nil {
-		return err
+		if dir != nil {
+			dir.Close()
+		}
+		return nil, nil, err
 	}
-	a.ldap = c
-	return nil
+	return dir, c, nil
 }
 
 // directoryConfig is the seed of the embedded directory from the fixtures,
@@ -145,10 +172,17 @@ func (a *app) Close() {
 }
 
 func (a *app) directoryURL() string {
-	if a.ldap == nil {
+	c := a.ldapClient()
+	if c == nil {
 		return "none"
 	}
-	return a.ldap.Config().URL
+	return c.Config().URL
+}
+
+func (a *app) ldapClient() *ldapbind.Client {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.ldap
 }
 
 // healthz answers 200 when the directory answers too, 503 naming the
@@ -156,12 +190,12 @@ func (a *app) directoryURL() string {
 func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 	body := map[string]string{"status": "ok", "http": "ok"}
 	status := http.StatusOK
-	if a.ldap == nil {
+	if c := a.ldapClient(); c == nil {
 		body["directory"] = "none"
 	} else {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if err := a.ldap.Ping(ctx); err != nil {
+		if err := c.Ping(ctx); err != nil {
 			status = http.StatusServiceUnavailable
 			body["status"] = "unavailable"
 			body["directory"] = "unavailable: " + err.Error()
@@ -177,6 +211,8 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 
 // printBanner tells a person where the server listens and who can log in.
 func (a *app) printBanner(w io.Writer, base string) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
 	fmt.Fprintf(w, "ircam-auth listening on %s (fixtures: %s)\n", base, a.fixtures.Path)
 	if a.dir != nil {
 		fmt.Fprintf(w, "embedded LDAP directory on %s, base DN %s\n", a.dir.URL(), a.fixtures.Directory.BaseDN)

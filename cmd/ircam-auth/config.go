@@ -45,6 +45,10 @@ type config struct {
 	AccessTokenTTL time.Duration
 	CodeTTL        time.Duration
 	PKCERequired   bool
+	AdminToken     string
+
+	// TokenFile keeps codes and tokens across restarts; "": memory only.
+	TokenFile string
 }
 
 func envName(flagName string) string {
@@ -77,6 +81,8 @@ func newFlagSet(cfg *config, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.AccessTokenTTL, "access-token-ttl", 36000*time.Second, "lifetime of access tokens")
 	fs.DurationVar(&cfg.CodeTTL, "code-ttl", 60*time.Second, "lifetime of authorization codes")
 	fs.BoolVar(&cfg.PKCERequired, "pkce-required", false, "refuse authorization requests without a PKCE code_challenge")
+	fs.StringVar(&cfg.TokenFile, "token-file", "", "keep codes and tokens (SHA-256 hashes only) in this file across restarts; empty: memory only")
+	fs.StringVar(&cfg.AdminToken, "admin-token", "", "enables the /admin/ test-control endpoints, which need this Bearer token (16 characters or more); empty: off")
 	fs.Usage = func() { usage(fs) }
 	return fs
 }
@@ -161,5 +167,6 @@ func (c config) validate() error {
 	check(c.LDAPTimeout > 0, "--ldap-timeout must be positive")
 	check(c.AccessTokenTTL > 0, "--access-token-ttl must be positive")
 	check(c.CodeTTL > 0, "--code-ttl must be positive")
+	check(c.AdminToken == "" || len(c.AdminToken) >= 16, "--admin-token must be at least 16 characters")
 	return errors.Join(errs...)
 }

@@ -28,12 +28,19 @@ func newTestServer(t *testing.T, args ...string) *testServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := newApp(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	logs := &syncBuffer{}
+	a, err := newApp(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(a.Handler())
-	t.Cleanup(func() { srv.Close(); a.Close() })
+	t.Cleanup(func() {
+		srv.Close()
+		a.Close()
+		if t.Failed() {
+			t.Logf("server log:\n%s", logs)
+		}
+	})
 	return &testServer{Server: srv, app: a}
 }
 

@@ -83,10 +83,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	a.printBanner(stdout, "http://"+ln.Addr().String())
 	logger.Info("ready", "listen", "http://"+ln.Addr().String(), "directory", a.directoryURL())
 
-	select {
-	case err := <-served:
-		return fmt.Errorf("HTTP server: %w", err)
-	case <-ctx.Done():
+	// SIGHUP reloads the fixtures.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case err := <-served:
+			return fmt.Errorf("HTTP server: %w", err)
+		case <-hup:
+			logger.Info("SIGHUP: reloading the fixtures")
+			a.reload(ctx) // a refused reload is logged; the server goes on
+		case <-ctx.Done():
+			break wait
+		}
 	}
 	logger.Info("shutting down: finishing requests in flight")
 	sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)

@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 
+	"github.com/ircam/ircam-auth/internal/admin"
 	"github.com/ircam/ircam-auth/internal/authorize"
 	"github.com/ircam/ircam-auth/internal/profile"
 	"github.com/ircam/ircam-auth/internal/token"
@@ -15,6 +16,7 @@ func (a *app) routes() error {
 	tokens, err := token.New(token.Config{
 		Clients: a.clients, Users: a.users, Logger: a.log,
 		AccessTokenTTL: a.cfg.AccessTokenTTL, CodeTTL: a.cfg.CodeTTL,
+		TokenFile: a.cfg.TokenFile,
 	})
 	if err != nil {
 		return err
@@ -32,6 +34,18 @@ func (a *app) routes() error {
 	az.Register(a.mux)
 
 	a.mux.Handle("/profile/{$}", profile.New(tokens, a.users, a.log))
+
+	if a.cfg.AdminToken != "" {
+		adm, err := admin.New(admin.Config{
+			Token: a.cfg.AdminToken, Users: a.users, Tokens: tokens,
+			BcryptCost: a.cfg.BcryptCost, Logger: a.log,
+		})
+		if err != nil {
+			return err
+		}
+		adm.Register(a.mux)
+		a.log.Warn("the /admin/ test-control endpoints are on (--admin-token)")
+	}
 	a.mux.HandleFunc("GET /{$}", a.home)
 	return nil
 }

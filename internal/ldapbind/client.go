@@ -123,8 +123,7 @@ func (c *Client) Config() Config { return c.cfg }
 func (c *Client) Authenticate(ctx context.Context, username, password string) (Entry, error) {
 	// An LDAP simple bind with an empty password is an anonymous bind,
 	// which succeeds: refuse it before any network I/O.
-	if password == "" || username == "" || len(username) > MaxUsernameLen ||
-		strings.ContainsRune(username, 0) || strings.ContainsRune(password, 0) {
+	if password == "" || !validUsername(username) || strings.ContainsRune(password, 0) {
 		return Entry{}, ErrInvalidCredentials
 	}
 	conn, err := c.dial(ctx)
@@ -136,7 +135,7 @@ func (c *Client) Authenticate(ctx context.Context, username, password string) (E
 	var entry *ldap.Entry
 	var dn string
 	if c.cfg.UserDNTemplate != "" {
-		dn = strings.ReplaceAll(c.cfg.UserDNTemplate, "{username}", ldap.EscapeDN(username))
+		dn = c.userDN(username)
 	} else {
 		if entry, err = c.search(conn, username); err != nil {
 			return Entry{}, err
@@ -150,6 +149,25 @@ func (c *Client) Authenticate(ctx context.Context, username, password string) (E
 		entry = c.readOwnEntry(ctx, conn, dn, username)
 	}
 	return toEntry(dn, username, entry), nil
+}
+
+// validUsername reports whether username may be sent to the directory at
+// all: not empty, not over MaxUsernameLen bytes, no NUL.
+func validUsername(username string) bool {
+	return username != "" && len(username) <= MaxUsernameLen && !strings.ContainsRune(username, 0)
+}
+
+// userDN is the bind DN of username in bind-template mode: the template
+// with {username} replaced by the username escaped for a DN (RFC 4514).
+func (c *Client) userDN(username string) string {
+	return strings.ReplaceAll(c.cfg.UserDNTemplate, "{username}", ldap.EscapeDN(username))
+}
+
+// userFilter is the search filter of username in search-then-bind mode:
+// the user filter with {username} replaced by the username escaped for a
+// filter (RFC 4515).
+func (c *Client) userFilter(username string) string {
+	return strings.ReplaceAll(c.cfg.UserFilter, "{username}", ldap.EscapeFilter(username))
 }
 
 // Ping checks that the directory answers: a connection, and a bind as the
@@ -216,7 +234,7 @@ func (c *Client) search(conn conn, username string) (*ldap.Entry, error) {
 			return nil, serviceBindError(err)
 		}
 	}
-	filter := strings.ReplaceAll(c.cfg.UserFilter, "{username}", ldap.EscapeFilter(username))
+	filter := c.userFilter(username)
 	res, err := conn.Search(ldap.NewSearchRequest(c.cfg.BaseDN, ldap.ScopeWholeSubtree,
 		ldap.NeverDerefAliases, 2, int(c.cfg.Timeout/time.Second), false, filter, attributes, nil))
 	if err != nil {

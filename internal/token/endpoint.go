@@ -112,12 +112,12 @@ func (s *Service) authorizationCode(r *http.Request, c clients.Client, form url.
 	st := s.store
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	cd, ok := st.codes[v]
+	cd, ok := st.codeLocked(v)
 	switch {
 	case !ok:
 		return issued{}, errInvalidGrant("the authorization code is invalid or expired")
 	case !now.Before(cd.expiresAt):
-		delete(st.codes, v)
+		st.deleteCodeLocked(v)
 		return issued{}, errInvalidGrant("the authorization code is invalid or expired")
 	case cd.req.ClientID != c.ID:
 		return issued{}, errInvalidGrant("the authorization code was issued to another client")
@@ -236,7 +236,7 @@ func (s *Service) refreshToken(r *http.Request, c clients.Client, form url.Value
 		}
 	}
 	tmpl := *old
-	tmpl.scope, tmpl.pair = scope, ""
+	tmpl.scope, tmpl.pair = scope, key{}
 	st.revokeLocked(v)
 	access, refresh := st.issueLocked(now, tmpl, s.accessTTL, s.refreshTTL, true)
 	return issued{resp: s.response(access, refresh, scope), user: old.username}, nil

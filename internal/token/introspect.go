@@ -134,7 +134,7 @@ func (s *Service) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	v := form.Get("token")
 	st := s.store
 	st.mu.Lock()
-	t, found := st.tokens[v]
+	t, found := st.tokenLocked(v)
 	var kindName, user string
 	n := 0
 	switch {

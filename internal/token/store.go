@@ -2,6 +2,7 @@ package token
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"sync"
 	"time"
@@ -38,6 +39,14 @@ type code struct {
 	family    uint64 // the tokens issued from this code; 0 until used
 }
 
+// key is what the store keys codes and tokens by: the SHA-256 of their
+// value. The store never holds a code or token itself, so neither does the
+// token file (see persist.go): a leaked file is not a set of bearer
+// tokens. The distinct type keeps a raw value from indexing the maps.
+type key [sha256.Size]byte
+
+func keyOf(v string) key { return sha256.Sum256([]byte(v)) }
+
 // record is an access or a refresh token.
 type record struct {
 	kind      kind
@@ -52,9 +61,10 @@ type record struct {
 	// one password or client_credentials request) and every rotation of
 	// it, so that a replayed code revokes all of them.
 	family uint64
-	// pair is the other token of the pair: an access token's refresh
-	// token, or a refresh token's access token; "" when there is none.
-	pair string
+	// pair is the key of the other token of the pair: an access token's
+	// refresh token, or a refresh token's access token; zero when there is
+	// none.
+	pair key
 	// grantScope is, on a refresh token, the scope originally granted,
 	// which bounds the scope of every later refresh.
 	grantScope string
@@ -68,17 +78,34 @@ func (r *record) access() grant.Access {
 	}
 }
 
-// store holds codes and tokens in memory, safe for concurrent use.
+// store holds codes and tokens in memory, keyed by the hash of their
+// value, safe for concurrent use. With a file (persist.go), every change
+// is also saved there.
 type store struct {
 	mu         sync.Mutex
-	codes      map[string]*code
-	tokens     map[string]*record
+	codes      map[key]*code
+	tokens     map[key]*record
 	lastFamily uint64
 	lastPurge  time.Time
+	file       *fileSaver // nil: memory only
 }
 
 func newStore() *store {
-	return &store{codes: map[string]*code{}, tokens: map[string]*record{}}
+	return &store{codes: map[key]*code{}, tokens: map[key]*record{}}
+}
+
+// changedLocked notes that the store changed, for the file saver.
+func (s *store) changedLocked() {
+	if s.file != nil {
+		s.file.changedLocked()
+	}
+}
+
+// size returns how many codes and tokens the store holds, expired or not.
+func (s *store) size() (codes, tokens int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.codes), len(s.tokens)
 }
 
 // newSecret returns 32 random bytes, base64url-encoded without padding.
@@ -94,6 +121,7 @@ func (s *store) purgeLocked(now time.Time) {
 		return
 	}
 	s.lastPurge = now
+	n := len(s.codes) + len(s.tokens)
 	for k, c := range s.codes {
 		if !now.Before(c.expiresAt) {
 			delete(s.codes, k)
@@ -104,6 +132,9 @@ func (s *store) purgeLocked(now time.Time) {
 			delete(s.tokens, k)
 		}
 	}
+	if len(s.codes)+len(s.tokens) != n {
+		s.changedLocked()
+	}
 }
 
 func (s *store) addCode(now time.Time, c *code) string {
@@ -111,18 +142,39 @@ func (s *store) addCode(now time.Time, c *code) string {
 	defer s.mu.Unlock()
 	s.purgeLocked(now)
 	v := newSecret()
-	s.codes[v] = c
+	s.codes[keyOf(v)] = c
+	s.changedLocked()
 	return v
+}
+
+// codeLocked returns the code v, expired or not.
+func (s *store) codeLocked(v string) (*code, bool) {
+	c, ok := s.codes[keyOf(v)]
+	return c, ok
+}
+
+// deleteCodeLocked forgets the code v.
+func (s *store) deleteCodeLocked(v string) {
+	delete(s.codes, keyOf(v))
+	s.changedLocked()
+}
+
+// tokenLocked returns the token v, of either kind, expired or not.
+func (s *store) tokenLocked(v string) (*record, bool) {
+	t, ok := s.tokens[keyOf(v)]
+	return t, ok
 }
 
 // lookupLocked returns the live token v of kind k, or nil.
 func (s *store) lookupLocked(now time.Time, v string, k kind) *record {
-	t, ok := s.tokens[v]
+	kv := keyOf(v)
+	t, ok := s.tokens[kv]
 	if !ok || t.kind != k {
 		return nil
 	}
 	if !now.Before(t.expiresAt) {
-		delete(s.tokens, v)
+		delete(s.tokens, kv)
+		s.changedLocked()
 		return nil
 	}
 	return t
@@ -147,7 +199,9 @@ func (s *store) issueLocked(now time.Time, tmpl record, accessTTL, refreshTTL ti
 	a.kind = kindAccess
 	a.issuedAt, a.expiresAt = now, now.Add(accessTTL)
 	a.grantScope = ""
+	a.pair = key{}
 	access = newSecret()
+	ak := keyOf(access)
 	if withRefresh {
 		r := tmpl
 		r.kind = kindRefresh
@@ -156,33 +210,38 @@ func (s *store) issueLocked(now time.Time, tmpl record, accessTTL, refreshTTL ti
 			r.grantScope = r.scope
 		}
 		refresh = newSecret()
-		r.pair, a.pair = access, refresh
-		s.tokens[refresh] = &r
+		rk := keyOf(refresh)
+		r.pair, a.pair = ak, rk
+		s.tokens[rk] = &r
 	}
-	s.tokens[access] = &a
+	s.tokens[ak] = &a
+	s.changedLocked()
 	return access, refresh
 }
 
 func (s *store) newFamilyLocked() uint64 {
 	s.lastFamily++
+	s.changedLocked()
 	return s.lastFamily
 }
 
 // revokeLocked deletes token v and, for a refresh token, its access token.
 // It returns how many tokens it deleted.
 func (s *store) revokeLocked(v string) int {
-	t, ok := s.tokens[v]
+	kv := keyOf(v)
+	t, ok := s.tokens[kv]
 	if !ok {
 		return 0
 	}
-	delete(s.tokens, v)
+	delete(s.tokens, kv)
 	n := 1
-	if t.kind == kindRefresh && t.pair != "" {
+	if t.kind == kindRefresh && t.pair != (key{}) {
 		if _, ok := s.tokens[t.pair]; ok {
 			delete(s.tokens, t.pair)
 			n++
 		}
 	}
+	s.changedLocked()
 	return n
 }
 
@@ -198,6 +257,7 @@ func (s *store) revokeFamilyLocked(family uint64) int {
 			n++
 		}
 	}
+	s.changedLocked()
 	return n
 }
 
@@ -217,6 +277,7 @@ func (s *store) revokeUser(userID int64) int {
 			n++
 		}
 	}
+	s.changedLocked()
 	return n
 }
 
@@ -225,8 +286,9 @@ func (s *store) revokeAll() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	n := len(s.tokens)
-	s.tokens = map[string]*record{}
-	s.codes = map[string]*code{}
+	s.tokens = map[key]*record{}
+	s.codes = map[key]*code{}
+	s.changedLocked()
 	return n
 }
 

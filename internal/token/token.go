@@ -4,9 +4,10 @@
 // (/o/revoke_token/, RFC 7009), and issues the authorization codes the
 // authorize endpoint hands out.
 //
-// Codes and tokens live in memory: 32 random bytes, base64url-encoded.
-// Expired entries are swept out on writes, so memory stays bounded by what
-// is issued within one token lifetime. go-oauth2's manager is not used: its
+// Codes and tokens live in memory: 32 random bytes, base64url-encoded,
+// kept by their SHA-256 only. Expired entries are swept out on writes, so
+// memory stays bounded by what is issued within one token lifetime. With
+// Config.TokenFile they are also kept in a file, loaded at start. go-oauth2's manager is not used: its
 // error mapping by identity, host-suffix redirect matching and Basic-only
 // client authentication are all things this contract must do otherwise,
 // and the store it would wrap is the part kept here.
@@ -58,6 +59,10 @@ type Config struct {
 	AccessTokenTTL  time.Duration // 0: DefaultAccessTokenTTL
 	RefreshTokenTTL time.Duration // 0: DefaultRefreshTokenTTL
 	CodeTTL         time.Duration // 0: DefaultCodeTTL
+
+	// TokenFile keeps codes and tokens (their hashes) in this file across
+	// restarts; "": memory only. Call Service.Close on shutdown.
+	TokenFile string
 }
 
 // Validate reports every problem of the configuration at once.
@@ -101,7 +106,6 @@ func New(cfg Config) (*Service, error) {
 		clients: cfg.Clients, users: cfg.Users,
 		log: cfg.Logger, now: cfg.Now,
 		accessTTL: cfg.AccessTokenTTL, refreshTTL: cfg.RefreshTokenTTL, codeTTL: cfg.CodeTTL,
-		store: newStore(),
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -117,6 +121,14 @@ func New(cfg Config) (*Service, error) {
 	}
 	if s.codeTTL == 0 {
 		s.codeTTL = DefaultCodeTTL
+	}
+	s.store = newStore()
+	if cfg.TokenFile != "" {
+		st, err := openStore(cfg.TokenFile, s.now(), s.log)
+		if err != nil {
+			return nil, err
+		}
+		s.store = st
 	}
 	return s, nil
 }

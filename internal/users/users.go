@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/ircam/ircam-auth/internal/fixtures"
 	"github.com/ircam/ircam-auth/internal/ldapbind"
@@ -62,9 +64,13 @@ type Store struct {
 	byID   map[int64]*User
 	seeded map[int64]bool // ids that come from the fixtures
 	dir    Directory      // nil: no directory, local users only
-	// dummyHash is compared against when the user is unknown and there is
-	// no directory, so that the answer takes as long as a wrong password.
+	// dummyHash is compared against when a refusal would otherwise come
+	// without a bcrypt comparison, so that it takes as long as a wrong
+	// password.
 	dummyHash []byte
+	// bcryptNanos estimates how long one comparison against dummyHash
+	// takes on this machine: measured at start, refined at every use.
+	bcryptNanos atomic.Int64
 }
 
 // NewStore returns a store seeded with the fixture users. dir may be nil.
@@ -72,11 +78,14 @@ func NewStore(seed []fixtures.User, dir Directory, bcryptCost int) (*Store, erro
 	if bcryptCost == 0 {
 		bcryptCost = fixtures.DefaultBcryptCost
 	}
+	start := time.Now()
 	dummy, err := bcrypt.GenerateFromPassword([]byte("ircam-auth dummy password"), bcryptCost)
 	if err != nil {
 		return nil, fmt.Errorf("users: %w", err)
 	}
 	s := &Store{dir: dir, dummyHash: dummy}
+	// Hashing takes as long as comparing: the first estimate is free.
+	s.bcryptNanos.Store(int64(time.Since(start)))
 	s.byName, s.byID, s.seeded = index(seed)
 	return s, nil
 }
@@ -217,9 +226,20 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (Us
 	if known {
 		name = u.Username // the directory sees the fixture's spelling
 	}
+	start := time.Now()
 	entry, err := dir.Authenticate(ctx, name, password)
 	switch {
 	case errors.Is(err, ldapbind.ErrInvalidCredentials):
+		// A directory refuses a name it does not know (search finds no
+		// entry, or a bind to a DN that does not exist) without checking
+		// any password: much faster than a wrong password, which costs it
+		// a hash comparison, and faster than a local user's bcrypt. A
+		// refusal that came faster than half a bcrypt is given one, so
+		// that unknown users, wrong directory passwords and wrong local
+		// passwords take about the same time.
+		if time.Since(start) < s.bcryptDuration()/2 {
+			s.spendBcrypt(password)
+		}
 		return User{}, MethodLDAP, ErrInvalidCredentials
 	case errors.Is(err, ldapbind.ErrUnavailable):
 		return User{}, MethodLDAP, fmt.Errorf("%w: %v", ErrDirectoryUnavailable, err)
@@ -232,8 +252,18 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (Us
 // spendBcrypt takes the time of one bcrypt comparison, so that refusing
 // without asking anyone takes as long as refusing a wrong password.
 func (s *Store) spendBcrypt(password string) {
+	start := time.Now()
 	_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
+	d := int64(time.Since(start))
+	// A moving average: one slow comparison (a busy machine) moves the
+	// estimate by a quarter only. Concurrent updates may lose one; an
+	// estimate is all this needs.
+	old := s.bcryptNanos.Load()
+	s.bcryptNanos.Store(old + (d-old)/4)
 }
+
+// bcryptDuration is the estimated time of one dummy bcrypt comparison.
+func (s *Store) bcryptDuration() time.Duration { return time.Duration(s.bcryptNanos.Load()) }
 
 // fromDirectory refreshes (or creates) the user from the directory's
 // answer, as django-auth-ldap does at every login: the directory's values

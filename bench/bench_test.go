@@ -1,0 +1,386 @@
+// Package bench measures ircam-auth: Go benchmarks of the grants, the
+// authorization code flow and the LDAP fallback against the real server
+// (the binary of ./cmd/ircam-auth run as a process on loopback), and of
+// one bcrypt comparison at the same cost, so that bench/run.sh can report
+// ratios measured in one run. See bench/README.md.
+//
+//	go test ./bench -run '^$' -bench . -benchtime 3s
+//
+// IRCAM_AUTH_BIN names a prebuilt binary (bench/run.sh sets it); without
+// it the benchmarks build one. BENCH_BCRYPT_COST (default 10, the
+// server's default) is the --bcrypt-cost of the server and the cost of
+// BenchmarkBcryptCompare.
+package bench
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ircam/ircam-auth/bench/internal/harness"
+	defaultfixtures "github.com/ircam/ircam-auth/fixtures"
+	"github.com/ircam/ircam-auth/internal/fixtures"
+	"github.com/ircam/ircam-auth/internal/ldapbind"
+	"github.com/ircam/ircam-auth/internal/ldaptest"
+	"github.com/ircam/ircam-auth/internal/users"
+	"golang.org/x/crypto/bcrypt"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+	tmpDir  string
+
+	srvOnce sync.Once
+	srv     *harness.Server
+	srvErr  error
+)
+
+func TestMain(m *testing.M) {
+	flag.Parse()
+	code := m.Run()
+	srv.Stop()
+	if tmpDir != "" {
+		os.RemoveAll(tmpDir)
+	}
+	os.Exit(code)
+}
+
+// bcryptCost is the server's --bcrypt-cost and BenchmarkBcryptCompare's.
+func bcryptCost(tb testing.TB) int {
+	v := os.Getenv("BENCH_BCRYPT_COST")
+	if v == "" {
+		return fixtures.DefaultBcryptCost
+	}
+	c, err := strconv.Atoi(v)
+	if err != nil {
+		tb.Fatalf("BENCH_BCRYPT_COST=%q: %v", v, err)
+	}
+	return c
+}
+
+// binary returns the ircam-auth binary, building it once when
+// IRCAM_AUTH_BIN is not set.
+func binary(tb testing.TB) string {
+	tb.Helper()
+	binOnce.Do(func() {
+		if binPath = os.Getenv("IRCAM_AUTH_BIN"); binPath != "" {
+			return
+		}
+		if tmpDir, binErr = os.MkdirTemp("", "ircam-auth-bench-"); binErr == nil {
+			binPath, binErr = harness.Build(tmpDir, "./cmd/ircam-auth", "ircam-auth", "")
+		}
+	})
+	if binErr != nil {
+		tb.Fatal(binErr)
+	}
+	return binPath
+}
+
+// server is one ircam-auth process shared by the HTTP benchmarks, with
+// default flags but --bcrypt-cost and free loopback ports.
+func server(b *testing.B) *harness.Client {
+	b.Helper()
+	srvOnce.Do(func() {
+		srv, srvErr = harness.Start(binary(b), harness.Options{
+			Args: []string{"--bcrypt-cost", strconv.Itoa(bcryptCost(b))},
+		})
+		if srvErr == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			srvErr = harness.WaitHealthy(ctx, srv.URL, 5*time.Millisecond)
+		}
+	})
+	if srvErr != nil {
+		b.Fatal(srvErr)
+	}
+	return harness.NewClient(srv.URL)
+}
+
+// BenchmarkBcryptCompare is one bcrypt.CompareHashAndPassword at the
+// configured cost, on one core: the floor of a local login.
+func BenchmarkBcryptCompare(b *testing.B) {
+	hash, err := bcrypt.GenerateFromPassword([]byte(harness.LocalPass), bcryptCost(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := bcrypt.CompareHashAndPassword(hash, []byte(harness.LocalPass)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "compares/s")
+}
+
+// BenchmarkBcryptCompareParallel is bcrypt comparisons on every core at
+// once: how many local logins per second the machine could check.
+func BenchmarkBcryptCompareParallel(b *testing.B) {
+	hash, err := bcrypt.GenerateFromPassword([]byte(harness.LocalPass), bcryptCost(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := bcrypt.CompareHashAndPassword(hash, []byte(harness.LocalPass)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "compares/s")
+}
+
+// BenchmarkAuthCodeFlow is the whole authorization code flow of a local
+// user (alice) through a new browser each time: login page, login form
+// (one bcrypt), consent page, consent form, code exchange with PKCE.
+// 2×GOMAXPROCS flows are in flight, enough to keep every core of the
+// server busy with bcrypt.
+func BenchmarkAuthCodeFlow(b *testing.B) {
+	c := server(b)
+	b.SetParallelism(2)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.AuthCodeFlow(harness.LocalUser, harness.LocalPass); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "flows/s")
+}
+
+// BenchmarkTokenClientCredentials is POST /o/token/ with
+// grant_type=client_credentials (ci-robot), 8×GOMAXPROCS in flight.
+func BenchmarkTokenClientCredentials(b *testing.B) {
+	c := server(b)
+	b.SetParallelism(8)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.ClientCredentials(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+// refreshChains holds the newest refresh token of each chain of
+// rotations; a chain starts with a password grant of alice.
+var refreshChains = make(chan string, 1024)
+
+// BenchmarkTokenRefresh is POST /o/token/ with grant_type=refresh_token:
+// each in-flight request rotates its own chain's newest refresh token
+// (refresh tokens rotate, so each is used once). 8×GOMAXPROCS in flight.
+func BenchmarkTokenRefresh(b *testing.B) {
+	c := server(b)
+	const parallelism = 8
+	b.SetParallelism(parallelism)
+	need := parallelism * runtime.GOMAXPROCS(0)
+	var wg sync.WaitGroup
+	errs := make(chan error, need)
+	for range need - len(refreshChains) {
+		wg.Go(func() {
+			t, err := c.PasswordGrant(harness.LocalUser, harness.LocalPass)
+			if err != nil {
+				errs <- err
+				return
+			}
+			refreshChains <- t.RefreshToken
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rt := <-refreshChains
+		defer func() { refreshChains <- rt }()
+		for pb.Next() {
+			t, err := c.Refresh(rt)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			rt = t.RefreshToken
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+// BenchmarkPasswordGrant is the latency of one password grant through the
+// real server, one at a time: alice is checked with bcrypt, bob with the
+// server's embedded glauth directory (search as the service account, then
+// a bind as bob: two glauth binds).
+func BenchmarkPasswordGrant(b *testing.B) {
+	for _, tc := range []struct{ name, user, password string }{
+		{"local-alice", harness.LocalUser, harness.LocalPass},
+		{"ldap-bob-embedded-glauth", harness.LDAPUser, harness.LDAPPassword},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			c := server(b)
+			for b.Loop() {
+				if _, err := c.PasswordGrant(tc.user, tc.password); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkLDAPLogin is users.Store.Authenticate for bob, a user without a
+// local password, in process: the LDAP fallback (search-then-bind) alone.
+//   - glauth-ldaptest: ldaptest.StartGlauth (hashes at bcrypt.MinCost)
+//   - glauth-embedded: the default fixtures' directory as the server
+//     embeds it, hashed at the configured cost
+//   - slapd: ldaptest.StartSlapd, OpenLDAP with {SSHA} passwords
+func BenchmarkLDAPLogin(b *testing.B) {
+	seed, err := fixtures.Parse(defaultfixtures.DefaultName, defaultfixtures.Default, bcrypt.MinCost)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dirs := []struct {
+		name  string
+		start func(b *testing.B) ldapbind.Config
+	}{
+		{"glauth-ldaptest", func(b *testing.B) ldapbind.Config { return ldaptest.StartGlauth(b).SearchConfig }},
+		{"glauth-embedded", startEmbedded},
+		{"slapd", func(b *testing.B) ldapbind.Config { return ldaptest.StartSlapd(b).SearchConfig }},
+	}
+	for _, d := range dirs {
+		b.Run(d.name, func(b *testing.B) {
+			dir, err := ldapbind.New(d.start(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			store, err := users.NewStore(seed.Users, dir, bcrypt.MinCost)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			for b.Loop() {
+				u, method, err := store.Authenticate(ctx, harness.LDAPUser, harness.LDAPPassword)
+				if err != nil || method != users.MethodLDAP || u.Username != harness.LDAPUser {
+					b.Fatalf("Authenticate(bob): %v %v %v", u.Username, method, err)
+				}
+			}
+		})
+	}
+}
+
+// startEmbedded starts the directory of the default fixtures, hashed at
+// the configured cost, the way cmd/ircam-auth's newApp does.
+func startEmbedded(b *testing.B) ldapbind.Config {
+	f, err := fixtures.Parse(defaultfixtures.DefaultName, defaultfixtures.Default, bcryptCost(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := f.Directory
+	cfg := ldapbind.DirectoryConfig{Listen: "127.0.0.1:0", BaseDN: d.BaseDN}
+	for _, g := range d.Groups {
+		cfg.Groups = append(cfg.Groups, ldapbind.DirectoryGroup{Name: g.Name, GID: g.GID})
+	}
+	var servicePassword string
+	for _, e := range d.Entries {
+		cfg.Users = append(cfg.Users, ldapbind.DirectoryUser{
+			Name: e.UID, PasswordHash: e.PasswordHash, Mail: e.Mail,
+			GivenName: e.GivenName, SN: e.SN, UIDNumber: e.UIDNumber,
+			Groups: e.Groups, Search: e.Search,
+		})
+		if strings.EqualFold(e.UID, d.ServiceAccount) {
+			servicePassword = e.Password
+		}
+	}
+	dir, err := ldapbind.StartDirectory(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { dir.Close() })
+	lc, err := dir.ClientConfig(d.ServiceAccount)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lc.BindPassword = servicePassword
+	return lc
+}
+
+// TestHarness runs every client of the benchmarks once against the real
+// binary (at bcrypt cost 4) and the bare server, so that a change of the
+// server that breaks the bench shows up in the test suite, not on the day
+// someone runs bench/run.sh.
+func TestHarness(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts the server binary")
+	}
+	bin := binary(t)
+	s, err := harness.Start(bin, harness.Options{Args: []string{"--bcrypt-cost", "4"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := harness.WaitHealthy(ctx, s.URL, 5*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	c := harness.NewClient(s.URL)
+	tok, err := c.AuthCodeFlow(harness.LocalUser, harness.LocalPass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := c.Profile(tok.AccessToken); err != nil || !strings.Contains(string(p), `"username":"alice"`) {
+		t.Errorf("profile: %s %v", p, err)
+	}
+	if _, err := c.Refresh(tok.RefreshToken); err != nil {
+		t.Error(err)
+	}
+	if _, err := c.ClientCredentials(); err != nil {
+		t.Error(err)
+	}
+	bob, err := c.PasswordGrant(harness.LDAPUser, harness.LDAPPassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i, err := c.Introspect(bob.AccessToken); err != nil || !strings.Contains(string(i), `"active":true`) {
+		t.Errorf("introspect: %s %v", i, err)
+	}
+	m, err := harness.ReadMemory(s.PID())
+	if err != nil || m.RSS <= 0 || m.HWM < m.RSS {
+		t.Errorf("memory of the server: %+v %v", m, err)
+	}
+	res := harness.Run(ctx, 4, 10*time.Second, 20, func() func() error {
+		return func() error { _, err := c.ClientCredentials(); return err }
+	})
+	if res.Requests != 20 || res.Errors != 0 || res.RPS() <= 0 || res.Percentile(0.99) <= 0 {
+		t.Errorf("load run: %+v", res)
+	}
+	if res.FirstErr != nil && !errors.Is(res.FirstErr, context.Canceled) {
+		t.Error(res.FirstErr)
+	}
+
+	bareBin, err := harness.Build(t.TempDir(), "./bench/bare", "bare", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare, err := harness.Start(bareBin, harness.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bare.Stop()
+	if p, err := harness.NewClient(bare.URL).Profile("x"); err != nil || len(p) == 0 {
+		t.Errorf("bare /profile/: %q %v", p, err)
+	}
+}

@@ -1,0 +1,214 @@
+// Command tool is bench/run.sh's helper: it measures what wrk and the Go
+// benchmarks cannot, and prints the report.
+//
+//	tool startup -bin BIN [-n 20]            start → /healthz 200, n times
+//	tool memory -bin BIN [-tokens 100000]    VmRSS/VmHWM idle and after n tokens
+//	tool load -url URL -kind K [-d 5s]       Go load generator (when wrk is missing,
+//	                                         and for the auth code flow under pprof)
+//	tool report RESULTS GOBENCH              the figures table, with ratios
+//
+// Every measurement prints "key value" lines on stdout, which run.sh
+// collects into one results file for the report.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ircam/ircam-auth/bench/internal/harness"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		fmt.Fprintln(os.Stderr, "usage: tool startup|memory|load|report ...")
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "startup":
+		err = startup(os.Args[2:])
+	case "memory":
+		err = memory(os.Args[2:])
+	case "load":
+		err = load(os.Args[2:])
+	case "report":
+		err = report(os.Args[2:])
+	default:
+		err = fmt.Errorf("unknown command %q", os.Args[1])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tool:", err)
+		os.Exit(1)
+	}
+}
+
+// startup starts the binary n times with free loopback ports and measures
+// the time from just before exec to the first 200 of /healthz (polled
+// every 500 µs), and to the "ready:" line. It prints the median and the
+// spread under the given prefix.
+func startup(args []string) error {
+	fs := flag.NewFlagSet("startup", flag.ExitOnError)
+	bin := fs.String("bin", "", "server binary")
+	n := fs.Int("n", 20, "number of starts")
+	prefix := fs.String("prefix", "startup", "key prefix of the printed figures")
+	extra := fs.String("args", "", "extra flags, space-separated")
+	env := fs.String("env", "", "extra environment, space-separated KEY=VALUE")
+	fs.Parse(args)
+	if *bin == "" {
+		return errors.New("startup: -bin is required")
+	}
+	var toHealthy, toReady []time.Duration
+	for i := range *n {
+		s, err := harness.Start(*bin, harness.Options{Args: strings.Fields(*extra), Env: envList(*env, i)})
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err = harness.WaitHealthy(ctx, s.URL, 500*time.Microsecond)
+		healthy := time.Now()
+		cancel()
+		s.Stop()
+		if err != nil {
+			return err
+		}
+		toHealthy = append(toHealthy, healthy.Sub(s.Started))
+		toReady = append(toReady, s.Ready.Sub(s.Started))
+	}
+	slices.Sort(toHealthy)
+	slices.Sort(toReady)
+	fmt.Printf("%s_healthz_median_ms %.1f\n", *prefix, ms(pct(toHealthy, 0.5)))
+	fmt.Printf("%s_healthz_min_ms %.1f\n", *prefix, ms(toHealthy[0]))
+	fmt.Printf("%s_healthz_p90_ms %.1f\n", *prefix, ms(pct(toHealthy, 0.9)))
+	fmt.Printf("%s_healthz_max_ms %.1f\n", *prefix, ms(toHealthy[len(toHealthy)-1]))
+	fmt.Printf("%s_ready_median_ms %.1f\n", *prefix, ms(pct(toReady, 0.5)))
+	fmt.Printf("%s_starts %d\n", *prefix, *n)
+	return nil
+}
+
+// envList expands {i} in the extra environment to the start's number, so
+// that each start can write its own profile.
+func envList(s string, i int) []string {
+	var out []string
+	for _, kv := range strings.Fields(s) {
+		out = append(out, strings.ReplaceAll(kv, "{i}", strconv.Itoa(i)))
+	}
+	return out
+}
+
+func pct(sorted []time.Duration, q float64) time.Duration {
+	i := int(q*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// memory starts the server, reads VmRSS and VmHWM once it is idle, issues
+// tokens by client_credentials from concurrent clients, and reads them
+// again.
+func memory(args []string) error {
+	fs := flag.NewFlagSet("memory", flag.ExitOnError)
+	bin := fs.String("bin", "", "server binary")
+	tokens := fs.Int("tokens", 100_000, "tokens to issue")
+	workers := fs.Int("c", 32, "concurrent requests")
+	fs.Parse(args)
+	s, err := harness.Start(*bin, harness.Options{})
+	if err != nil {
+		return err
+	}
+	defer s.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := harness.WaitHealthy(ctx, s.URL, time.Millisecond); err != nil {
+		return err
+	}
+	time.Sleep(500 * time.Millisecond) // let the start-up garbage go
+	idle, err := harness.ReadMemory(s.PID())
+	if err != nil {
+		return err
+	}
+	c := harness.NewClient(s.URL)
+	res := harness.Run(context.Background(), *workers, 5*time.Minute, *tokens, func() func() error {
+		return func() error { _, err := c.ClientCredentials(); return err }
+	})
+	if res.Errors > 0 {
+		return fmt.Errorf("memory: %d of %d token requests failed: %v", res.Errors, res.Requests, res.FirstErr)
+	}
+	after, err := harness.ReadMemory(s.PID())
+	if err != nil {
+		return err
+	}
+	fmt.Printf("mem_idle_rss_kb %d\nmem_idle_hwm_kb %d\n", idle.RSS, idle.HWM)
+	fmt.Printf("mem_tokens %d\nmem_tokens_rss_kb %d\nmem_tokens_hwm_kb %d\n", res.Requests, after.RSS, after.HWM)
+	fmt.Printf("mem_tokens_rps %.0f\n", res.RPS())
+	return nil
+}
+
+// load is a closed-loop Go load generator for one kind of request.
+func load(args []string) error {
+	fs := flag.NewFlagSet("load", flag.ExitOnError)
+	base := fs.String("url", "", "server base URL")
+	kind := fs.String("kind", "", "profile, introspect, token (client_credentials), refresh or flow (authorization code)")
+	d := fs.Duration("d", 5*time.Second, "duration")
+	workers := fs.Int("c", 16, "concurrent requests")
+	token := fs.String("token", "", "access token for profile and introspect")
+	prefix := fs.String("prefix", "", "key prefix of the printed figures; default: load_KIND")
+	fs.Parse(args)
+	if *prefix == "" {
+		*prefix = "load_" + *kind
+	}
+	c := harness.NewClient(*base)
+	var newWorker func() func() error
+	switch *kind {
+	case "profile":
+		newWorker = func() func() error { return func() error { _, err := c.Profile(*token); return err } }
+	case "introspect":
+		newWorker = func() func() error { return func() error { _, err := c.Introspect(*token); return err } }
+	case "token":
+		newWorker = func() func() error { return func() error { _, err := c.ClientCredentials(); return err } }
+	case "refresh":
+		// Each worker rotates its own chain, started by a password grant.
+		var mu sync.Mutex
+		var setupErr error
+		newWorker = func() func() error {
+			t, err := c.PasswordGrant(harness.LocalUser, harness.LocalPass)
+			if err != nil {
+				mu.Lock()
+				setupErr = err
+				mu.Unlock()
+			}
+			rt := t.RefreshToken
+			return func() error {
+				t, err := c.Refresh(rt)
+				if err == nil {
+					rt = t.RefreshToken
+				}
+				return err
+			}
+		}
+		defer func() {
+			if setupErr != nil {
+				fmt.Fprintln(os.Stderr, "tool load refresh:", setupErr)
+			}
+		}()
+	case "flow":
+		newWorker = func() func() error {
+			return func() error { _, err := c.AuthCodeFlow(harness.LocalUser, harness.LocalPass); return err }
+		}
+	default:
+		return fmt.Errorf("load: unknown -kind %q", *kind)
+	}
+	res := harness.Run(context.Background(), *workers, *d, 0, newWorker)
+	if res.Errors > 0 {
+		fmt.Fprintf(os.Stderr, "tool load %s: %d errors, first: %v\n", *kind, res.Errors, res.FirstErr)
+	}
+	fmt.Printf("%s_rps %.1f\n%s_p99_ms %.3f\n%s_errors %d\n", *prefix, res.RPS(), *prefix, ms(res.Percentile(0.99)), *prefix, res.Errors)
+	return nil
+}
