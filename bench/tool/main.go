@@ -5,6 +5,8 @@
 //	tool memory -bin BIN [-tokens 100000]    VmRSS/VmHWM idle and after n tokens
 //	tool load -url URL -kind K [-d 5s]       Go load generator (when wrk is missing,
 //	                                         and for the auth code flow under pprof)
+//	tool prepare -url URL -dir DIR           alice's access token and the real
+//	                                         answers the bare server repeats
 //	tool report RESULTS GOBENCH              the figures table, with ratios
 //
 // Every measurement prints "key value" lines on stdout, which run.sh
@@ -13,10 +15,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,7 +33,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: tool startup|memory|load|report ...")
+		fmt.Fprintln(os.Stderr, "usage: tool startup|memory|load|prepare|report ...")
 		os.Exit(2)
 	}
 	var err error
@@ -39,6 +44,8 @@ func main() {
 		err = memory(os.Args[2:])
 	case "load":
 		err = load(os.Args[2:])
+	case "prepare":
+		err = prepare(os.Args[2:])
 	case "report":
 		err = report(os.Args[2:])
 	default:
@@ -210,5 +217,49 @@ func load(args []string) error {
 		fmt.Fprintf(os.Stderr, "tool load %s: %d errors, first: %v\n", *kind, res.Errors, res.FirstErr)
 	}
 	fmt.Printf("%s_rps %.1f\n%s_p99_ms %.3f\n%s_errors %d\n", *prefix, res.RPS(), *prefix, ms(res.Percentile(0.99)), *prefix, res.Errors)
+	return nil
+}
+
+// prepare gets an access token of alice (password grant through mezzo)
+// from the real server and writes, in dir: access_token, and the real
+// server's answers that the bare server repeats byte for byte:
+// profile.json (GET /profile/ with that token), introspect.json (its
+// introspection by ci-robot) and token.json (a client_credentials token).
+func prepare(args []string) error {
+	fs := flag.NewFlagSet("prepare", flag.ExitOnError)
+	base := fs.String("url", "", "server base URL")
+	dir := fs.String("dir", "", "output directory")
+	fs.Parse(args)
+	c := harness.NewClient(*base)
+	t, err := c.PasswordGrant(harness.LocalUser, harness.LocalPass)
+	if err != nil {
+		return err
+	}
+	profile, err := c.Profile(t.AccessToken)
+	if err != nil {
+		return err
+	}
+	introspection, err := c.Introspect(t.AccessToken)
+	if err != nil {
+		return err
+	}
+	cc, err := c.TokenRequest(harness.RobotID, harness.RobotSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}})
+	if err != nil {
+		return err
+	}
+	tokenBody, err := json.Marshal(cc)
+	if err != nil {
+		return err
+	}
+	for name, b := range map[string][]byte{
+		"access_token":    []byte(t.AccessToken),
+		"profile.json":    profile,
+		"introspect.json": introspection,
+		"token.json":      append(tokenBody, '\n'),
+	} {
+		if err := os.WriteFile(filepath.Join(*dir, name), b, 0o600); err != nil {
+			return err
+		}
+	}
 	return nil
 }

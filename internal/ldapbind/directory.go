@@ -54,12 +54,17 @@ type DirectoryConfig struct {
 // than glauth's server.NewServer, which listens by address only and hides
 // the server: here it serves a listener we opened (port 0 works, a busy
 // port is an error at once) and answers the Who-am-I operation.
+//
+// Close stops it and Restart starts it again on the same address, as a
+// directory that goes down and comes back.
 type Directory struct {
-	cfg  DirectoryConfig
-	ln   net.Listener
+	cfg     DirectoryConfig
+	addr    string // host:port, fixed at the first start
+	handler handler.Handler
+
+	mu   sync.Mutex // guards srv and done
 	srv  *glauthldap.Server
-	done chan struct{}
-	once sync.Once
+	done chan struct{} // closed when srv has stopped serving
 }
 
 // whoAmIOID is the Who-am-I extended operation (RFC 4532) of ldapwhoami.
@@ -92,19 +97,42 @@ func StartDirectory(ctx context.Context, cfg DirectoryConfig) (*Directory, error
 		handler.Monitor(noMonitor{}),
 		handler.Tracer(tracer),
 	)
+	d := &Directory{cfg: cfg, addr: ln.Addr().String(), handler: h}
+	d.serve(ln)
+	return d, nil
+}
+
+// serve starts a glauth server on ln; d.mu is held or d is not shared yet.
+func (d *Directory) serve(ln net.Listener) {
 	srv := glauthldap.NewServer()
 	srv.EnforceLDAP = true
-	srv.BindFunc("", h)
-	srv.SearchFunc("", h)
-	srv.CloseFunc("", h)
+	srv.BindFunc("", d.handler)
+	srv.SearchFunc("", d.handler)
+	srv.CloseFunc("", d.handler)
 	srv.ExtendedFunc("", whoAmI{})
-
-	d := &Directory{cfg: cfg, ln: ln, srv: srv, done: make(chan struct{})}
+	done := make(chan struct{})
 	go func() {
-		defer close(d.done)
+		defer close(done)
 		srv.Serve(ln)
 	}()
-	return d, nil
+	d.srv, d.done = srv, done
+}
+
+// Restart starts a stopped directory again, on the same address and with
+// the same seed. Restarting a running directory does nothing.
+func (d *Directory) Restart(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.srv != nil {
+		return nil
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", d.addr)
+	if err != nil {
+		return fmt.Errorf("ldapbind: restart the embedded directory: %w", err)
+	}
+	d.serve(ln)
+	return nil
 }
 
 // whoAmI answers the Who-am-I operation with success, so ldapwhoami works
@@ -121,7 +149,7 @@ func (whoAmI) Extended(boundDN string, req glauthldap.ExtendedRequest, _ net.Con
 }
 
 // Addr is the host:port the directory listens on.
-func (d *Directory) Addr() string { return d.ln.Addr().String() }
+func (d *Directory) Addr() string { return d.addr }
 
 // URL is the ldap:// URL of the directory.
 func (d *Directory) URL() string { return "ldap://" + d.Addr() }
@@ -156,12 +184,16 @@ func (d *Directory) ClientConfig(serviceAccount string) (Config, error) {
 }
 
 // Close stops the directory listening. Connections already open end when
-// their clients close them.
+// their clients close them. Closing a stopped directory does nothing.
 func (d *Directory) Close() error {
-	d.once.Do(func() {
-		d.srv.Quit <- true
-		<-d.done
-	})
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.srv == nil {
+		return nil
+	}
+	d.srv.Quit <- true
+	<-d.done
+	d.srv, d.done = nil, nil
 	return nil
 }
 
