@@ -22,6 +22,8 @@ func (a *app) routes() error {
 		return err
 	}
 	a.tokens = tokens
+	// Saves the token file, if any; after the HTTP server has stopped.
+	a.closers = append(a.closers, func() { tokens.Close() })
 	tokens.Register(a.mux)
 
 	az, err := authorize.New(authorize.Config{
