@@ -41,7 +41,8 @@ const (
 )
 
 // slapdConf is the slapd.conf of the test directory; %[1]s is the schema
-// directory, %[2]s the module path, %[3]s the database directory.
+// directory, %[2]s the module path, %[3]s the database directory, %[4]s
+// the TLS settings (empty without TLS).
 // The service account and each user may read the entries, nobody reads a
 // password hash, and anonymous clients may only bind.
 const slapdConf = `include %[1]s/core.schema
@@ -51,6 +52,7 @@ include %[1]s/inetorgperson.schema
 
 modulepath %[2]s
 moduleload back_mdb
+%[4]s
 
 # The root DSE and the schema, for clients probing the server.
 access to dn.base="" by * read
@@ -79,13 +81,40 @@ access to *
 // install slapd ldap-utils); any other failure fails the test.
 func StartSlapd(t testing.TB) *Server {
 	t.Helper()
+	s, _ := startSlapd(t, false)
+	return s
+}
+
+// StartSlapdTLS is StartSlapd with TLS: slapd serves a certificate for
+// 127.0.0.1 and localhost, signed by a throw-away CA, on an ldap:// port
+// that offers StartTLS and on an ldaps:// port. The Server's URL and
+// configs are the ldap:// port without TLS; TLSInfo has both URLs and the
+// CA's certificate file.
+func StartSlapdTLS(t testing.TB) (*Server, TLSInfo) {
+	t.Helper()
+	return startSlapd(t, true)
+}
+
+func startSlapd(t testing.TB, withTLS bool) (*Server, TLSInfo) {
+	t.Helper()
 	bin := findSlapd()
 	if bin == "" {
 		t.Skip("ldaptest: slapd not found at " + debianSlapd + " nor on PATH; " +
 			"install Debian's OpenLDAP server to run these tests: apt-get install slapd ldap-utils")
 	}
 	dir := t.TempDir()
-	conf, err := writeSlapdFiles(dir)
+	var info TLSInfo
+	var tlsConf string
+	if withTLS {
+		f, err := writeServerTLS(dir)
+		if err != nil {
+			t.Fatalf("ldaptest: %v", err)
+		}
+		info.CAFile = f.caCert
+		tlsConf = fmt.Sprintf("TLSCACertificateFile \"%s\"\nTLSCertificateFile \"%s\"\nTLSCertificateKeyFile \"%s\"\n",
+			f.caCert, f.cert, f.key)
+	}
+	conf, err := writeSlapdFiles(dir, tlsConf)
 	if err != nil {
 		t.Fatalf("ldaptest: %v", err)
 	}
@@ -95,8 +124,20 @@ func StartSlapd(t testing.TB) *Server {
 		t.Fatalf("ldaptest: slapadd %s: %v\n%s", conf, err, out)
 	}
 	// -d keeps slapd in the foreground; level "none" logs only errors.
-	url := "ldap://" + freeAddr(t)
-	p := &slapdProcess{args: []string{bin, "-d", "none", "-f", conf, "-h", url}, url: url}
+	// Readiness is probed on the ldap:// port: slapd opens every listener
+	// before it serves any.
+	addr := freeAddr(t)
+	url := "ldap://" + addr
+	listen := url
+	if withTLS {
+		tlsAddr := freeAddr(t)
+		for tlsAddr == addr {
+			tlsAddr = freeAddr(t)
+		}
+		info.StartTLSURL, info.LDAPSURL = url, "ldaps://"+tlsAddr
+		listen += " " + info.LDAPSURL
+	}
+	p := &slapdProcess{args: []string{bin, "-d", "none", "-f", conf, "-h", listen}, url: url}
 	p.start(t)
 	t.Cleanup(func() { p.stop(t) })
 
@@ -117,7 +158,7 @@ func StartSlapd(t testing.TB) *Server {
 		UserDN: func(uid string) string { return "uid=" + ldap.EscapeDN(uid) + "," + slapdPeopleDN },
 		Stop:   func() { p.stop(t) },
 		Start:  func() { p.start(t) },
-	}
+	}, info
 }
 
 func findSlapd() string {
@@ -130,15 +171,16 @@ func findSlapd() string {
 	return ""
 }
 
-// writeSlapdFiles writes slapd.conf and seed.ldif under dir, makes the
-// database directory, and returns the path of slapd.conf.
-func writeSlapdFiles(dir string) (string, error) {
+// writeSlapdFiles writes slapd.conf, with the TLS settings tlsConf, and
+// seed.ldif under dir, makes the database directory, and returns the path
+// of slapd.conf.
+func writeSlapdFiles(dir, tlsConf string) (string, error) {
 	db := filepath.Join(dir, "db")
 	if err := os.Mkdir(db, 0o700); err != nil {
 		return "", fmt.Errorf("slapd database directory: %w", err)
 	}
 	conf := filepath.Join(dir, "slapd.conf")
-	text := fmt.Sprintf(slapdConf, debianSchemaDir, debianModulePath, db)
+	text := fmt.Sprintf(slapdConf, debianSchemaDir, debianModulePath, db, tlsConf)
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return "", fmt.Errorf("slapd config: %w", err)
 	}
