@@ -14,6 +14,7 @@ import (
 	defaultfixtures "github.com/ircam/ircam-auth/fixtures"
 	"github.com/ircam/ircam-auth/internal/fixtures"
 	"github.com/ircam/ircam-auth/internal/ldapbind"
+	"github.com/ircam/ircam-auth/internal/throttle"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -49,6 +50,11 @@ type config struct {
 
 	// TokenFile keeps codes and tokens across restarts; "": memory only.
 	TokenFile string
+
+	// Failed-login throttling (internal/throttle); 0 disables a limit.
+	LoginMaxFailuresPerUser int
+	LoginMaxFailuresPerIP   int
+	LoginFailureWindow      time.Duration
 }
 
 func envName(flagName string) string {
@@ -82,6 +88,10 @@ func newFlagSet(cfg *config, stderr io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.CodeTTL, "code-ttl", 60*time.Second, "lifetime of authorization codes")
 	fs.BoolVar(&cfg.PKCERequired, "pkce-required", false, "refuse authorization requests without a PKCE code_challenge")
 	fs.StringVar(&cfg.TokenFile, "token-file", "", "keep codes and tokens (SHA-256 hashes only) in this file across restarts; empty: memory only")
+
+	fs.IntVar(&cfg.LoginMaxFailuresPerUser, "login-max-failures-per-user", throttle.DefaultMaxFailuresPerUser, "failed logins (login form and password grant) allowed per username, case-insensitively, within --login-failure-window; then refused with 429 without checking the password; 0: no limit")
+	fs.IntVar(&cfg.LoginMaxFailuresPerIP, "login-max-failures-per-ip", throttle.DefaultMaxFailuresPerIP, "failed logins allowed per client address (the connection's, IPv6 per /64; X-Forwarded-For is not trusted) within --login-failure-window; 0: no limit")
+	fs.DurationVar(&cfg.LoginFailureWindow, "login-failure-window", throttle.DefaultWindow, "sliding window of the failed-login limits")
 	fs.StringVar(&cfg.AdminToken, "admin-token", "", "enables the /admin/ test-control endpoints, which need this Bearer token (16 characters or more); empty: off")
 	fs.Usage = func() { usage(fs) }
 	return fs
@@ -167,6 +177,10 @@ func (c config) validate() error {
 	check(c.LDAPTimeout > 0, "--ldap-timeout must be positive")
 	check(c.AccessTokenTTL > 0, "--access-token-ttl must be positive")
 	check(c.CodeTTL > 0, "--code-ttl must be positive")
+	check(c.LoginMaxFailuresPerUser >= 0, "--login-max-failures-per-user must not be negative")
+	check(c.LoginMaxFailuresPerIP >= 0, "--login-max-failures-per-ip must not be negative")
+	check(c.LoginFailureWindow > 0 || (c.LoginMaxFailuresPerUser == 0 && c.LoginMaxFailuresPerIP == 0),
+		"--login-failure-window must be positive")
 	check(c.AdminToken == "" || len(c.AdminToken) >= 16, "--admin-token must be at least 16 characters")
 	return errors.Join(errs...)
 }

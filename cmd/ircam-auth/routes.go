@@ -6,6 +6,7 @@ import (
 	"github.com/ircam/ircam-auth/internal/admin"
 	"github.com/ircam/ircam-auth/internal/authorize"
 	"github.com/ircam/ircam-auth/internal/profile"
+	"github.com/ircam/ircam-auth/internal/throttle"
 	"github.com/ircam/ircam-auth/internal/token"
 )
 
@@ -13,8 +14,19 @@ import (
 // revocation (token), authorize with its pages and logout (authorize), and
 // the profile (profile). Only this package knows them all.
 func (a *app) routes() error {
+	// One throttle for the login form and the password grant: failures
+	// at either count against both.
+	guard, err := throttle.New(throttle.Config{
+		MaxFailuresPerUser: a.cfg.LoginMaxFailuresPerUser,
+		MaxFailuresPerIP:   a.cfg.LoginMaxFailuresPerIP,
+		Window:             a.cfg.LoginFailureWindow,
+		Logger:             a.log,
+	})
+	if err != nil {
+		return err
+	}
 	tokens, err := token.New(token.Config{
-		Clients: a.clients, Users: a.users, Logger: a.log,
+		Clients: a.clients, Users: a.users, Logger: a.log, Throttle: guard,
 		AccessTokenTTL: a.cfg.AccessTokenTTL, CodeTTL: a.cfg.CodeTTL,
 		TokenFile: a.cfg.TokenFile,
 	})
@@ -27,7 +39,7 @@ func (a *app) routes() error {
 	tokens.Register(a.mux)
 
 	az, err := authorize.New(authorize.Config{
-		Clients: a.clients, Users: a.users, Codes: tokens, Logger: a.log,
+		Clients: a.clients, Users: a.users, Codes: tokens, Logger: a.log, Throttle: guard,
 		PublicURL: a.cfg.PublicURL, PKCERequired: a.cfg.PKCERequired,
 	})
 	if err != nil {

@@ -18,12 +18,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ircam/ircam-auth/internal/clients"
 	"github.com/ircam/ircam-auth/internal/grant"
 	"github.com/ircam/ircam-auth/internal/httplog"
+	"github.com/ircam/ircam-auth/internal/throttle"
 	"github.com/ircam/ircam-auth/internal/users"
 )
 
@@ -46,6 +48,13 @@ type UserStore interface {
 	Lookup(username string) (users.User, bool)
 }
 
+// LoginThrottle checks a password with a, unless the username or the
+// client address has failed too often: then it answers
+// throttle.ErrTooManyAttempts without a check. *throttle.Guard is one.
+type LoginThrottle interface {
+	Authenticate(ctx context.Context, a throttle.Authenticator, remoteAddr, username, password string) (users.User, users.Method, error)
+}
+
 // CodeIssuer turns an approved request into an authorization code; the
 // token service is one.
 type CodeIssuer interface {
@@ -57,8 +66,10 @@ type Config struct {
 	Clients ClientStore
 	Users   UserStore
 	Codes   CodeIssuer
-	Logger  *slog.Logger     // nil: discard
-	Now     func() time.Time // nil: time.Now
+	// Throttle limits failed logins of the login form; nil: no limit.
+	Throttle LoginThrottle
+	Logger   *slog.Logger     // nil: discard
+	Now      func() time.Time // nil: time.Now
 	// PublicURL is the browser-facing base URL, such as
 	// https://auth.example/ behind a proxy. Empty: pages use relative URLs.
 	PublicURL string
@@ -104,6 +115,7 @@ func (c Config) Validate() error {
 type Server struct {
 	clients      ClientStore
 	users        UserStore
+	throttle     LoginThrottle
 	codes        CodeIssuer
 	log          *slog.Logger
 	now          func() time.Time
@@ -126,7 +138,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		clients: cfg.Clients, users: cfg.Users, codes: cfg.Codes,
+		clients: cfg.Clients, users: cfg.Users, codes: cfg.Codes, throttle: cfg.Throttle,
 		log: cfg.Logger, now: cfg.Now,
 		base:         strings.TrimRight(cfg.PublicURL, "/"),
 		secureCookie: strings.HasPrefix(cfg.PublicURL, "https:"),
@@ -383,10 +395,17 @@ func (s *Server) parseForm(w http.ResponseWriter, r *http.Request) (url.Values, 
 func (s *Server) login(w http.ResponseWriter, r *http.Request, req *authRequest, anon session, form url.Values) {
 	username := strings.TrimSpace(form.Get("username"))
 	password := form.Get("password")
-	u, method, err := s.users.Authenticate(r.Context(), username, password)
+	u, method, err := s.authenticate(r, username, password)
 	if err != nil {
 		status, msg, reason := http.StatusUnauthorized, "Invalid username or password.", "invalid credentials"
-		if !errors.Is(err, users.ErrInvalidCredentials) {
+		switch {
+		case errors.Is(err, users.ErrInvalidCredentials):
+		case errors.Is(err, throttle.ErrTooManyAttempts):
+			retry := throttle.RetryAfter(err)
+			status, reason = http.StatusTooManyRequests, "too many failed attempts"
+			msg = "Too many failed attempts; try again in " + throttle.InMinutes(retry) + "."
+			w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
+		default:
 			status, msg, reason = http.StatusServiceUnavailable, "The user directory is unavailable; try again later.", "directory unavailable"
 		}
 		s.log.Warn("login failed", "user", truncate(username), "client_id", req.client.ID, "method", string(method), "reason", reason)
@@ -406,6 +425,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, req *authRequest,
 	http.SetCookie(w, sessionCookie(id, s.sessionTTL, s.secure(r)))
 	setCommonHeaders(w.Header())
 	http.Redirect(w, r, s.action(req), http.StatusSeeOther)
+}
+
+// authenticate checks the password, through the throttle when there is one.
+func (s *Server) authenticate(r *http.Request, username, password string) (users.User, users.Method, error) {
+	if s.throttle == nil {
+		return s.users.Authenticate(r.Context(), username, password)
+	}
+	return s.throttle.Authenticate(r.Context(), s.users, r.RemoteAddr, username, password)
 }
 
 // truncate bounds a user-typed string before it is logged.

@@ -126,6 +126,31 @@ func (c *Client) Authenticate(ctx context.Context, username, password string) (E
 	if password == "" || !validUsername(username) || strings.ContainsRune(password, 0) {
 		return Entry{}, ErrInvalidCredentials
 	}
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
+	entry, err := c.authenticate(ctx, username, password)
+	return entry, c.late(ctx, err)
+}
+
+// bound limits a whole exchange with the directory (connect, StartTLS,
+// binds, searches) to the configured timeout. When it ends, the
+// connections close, which ends whatever waits on them, even steps that
+// go-ldap does not time out itself, such as the TLS handshake after
+// StartTLS.
+func (c *Client) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, c.cfg.Timeout)
+}
+
+// late names the timeout in err when the exchange ran out of time: the
+// error go-ldap gives then is only "connection closed".
+func (c *Client) late(ctx context.Context, err error) error {
+	if err != nil && errors.Is(err, ErrUnavailable) && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w: no answer within %v (%v)", ErrUnavailable, c.cfg.Timeout, err)
+	}
+	return err
+}
+
+func (c *Client) authenticate(ctx context.Context, username, password string) (Entry, error) {
 	conn, err := c.dial(ctx)
 	if err != nil {
 		return Entry{}, err
@@ -173,6 +198,12 @@ func (c *Client) userFilter(username string) string {
 // Ping checks that the directory answers: a connection, and a bind as the
 // service account when there is one.
 func (c *Client) Ping(ctx context.Context) error {
+	ctx, cancel := c.bound(ctx)
+	defer cancel()
+	return c.late(ctx, c.ping(ctx))
+}
+
+func (c *Client) ping(ctx context.Context) error {
 	conn, err := c.dial(ctx)
 	if err != nil {
 		return err

@@ -6,8 +6,13 @@ import (
 )
 
 // Limiter counts failures per key within a sliding window. A key with Max
-// failures in the last Window (attempts in flight included) is refused
-// until the oldest of them leaves the window.
+// failures in the last Window is refused until the oldest of them leaves
+// the window.
+//
+// Attempts in flight do not count: many concurrent logins of one user (a
+// CI suite's) are not refused. Concurrent guesses can therefore overshoot
+// the limit by the number in flight, once: the next attempt after they
+// end is refused.
 //
 // Memory is bounded: a key keeps at most Max timestamps, keys whose
 // failures have all left the window are swept, and past MaxKeys keys the
@@ -27,7 +32,7 @@ type Limiter struct {
 
 type entry struct {
 	fails   []time.Time // oldest first, at most max, within the window
-	pending int         // attempts allowed and not yet released
+	pending int         // attempts allowed and not yet released: kept from eviction
 }
 
 // NewLimiter returns a limiter of max failures per key within window, for
@@ -67,14 +72,10 @@ func (l *Limiter) Acquire(key string) (ok bool, retryAfter time.Duration) {
 		l.entries[key] = e
 	}
 	e.expire(now, l.window)
-	if len(e.fails)+e.pending >= l.max {
-		retryAfter = time.Second // mostly attempts in flight: they end soon
+	if len(e.fails) >= l.max {
 		// The failure whose leaving brings the count under the limit.
-		if i := len(e.fails) + e.pending - l.max; i < len(e.fails) {
-			retryAfter = max(e.fails[i].Add(l.window).Sub(now), time.Second)
-		}
-		l.dropIfEmptyLocked(key, e)
-		return false, retryAfter
+		i := len(e.fails) - l.max
+		return false, max(e.fails[i].Add(l.window).Sub(now), time.Second)
 	}
 	e.pending++
 	return true, 0

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -186,39 +188,44 @@ func TestRefusalsDoNotExtendTheLockout(t *testing.T) {
 	}
 }
 
-// Concurrent guesses cannot overshoot the limit: an attempt in flight
-// holds its place until its answer is known.
-func TestConcurrentAttemptsStayWithinTheLimit(t *testing.T) {
+// Concurrent logins of one user are not refused, however many: attempts
+// in flight do not count, only failures.
+func TestConcurrentLoginsAreNotRefused(t *testing.T) {
+	c := newClock()
+	g := newGuard(t, 5, 5, c)
+	f := &fakeUsers{passwords: map[string]string{"bob": "right"}}
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Go(func() {
+			if _, _, err := g.Authenticate(context.Background(), f, addr, "bob", "right"); err != nil {
+				t.Errorf("concurrent login: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// Concurrent guesses overshoot the limit by the number in flight at most,
+// and the next attempt after them is refused without a check.
+func TestConcurrentGuesses(t *testing.T) {
 	c := newClock()
 	g := newGuard(t, 5, 0, c)
 	f := &slowUsers{release: make(chan struct{})}
 	var wg sync.WaitGroup
-	errs := make(chan error, 50)
-	for range 50 {
-		wg.Go(func() {
-			_, _, err := g.Authenticate(context.Background(), f, addr, "bob", "x")
-			errs <- err
-		})
+	const inFlight = 20
+	for range inFlight {
+		wg.Go(func() { g.Authenticate(context.Background(), f, addr, "bob", "x") })
 	}
-	// Wait until the five allowed attempts are in the check, and the 45
-	// others have been refused.
-	refused := 0
-	for refused < 45 {
-		if err := <-errs; !errors.Is(err, throttle.ErrTooManyAttempts) {
-			t.Fatalf("unexpected answer before the checks end: %v", err)
-		}
-		refused++
+	for f.checks.Load() < inFlight {
+		time.Sleep(time.Millisecond)
 	}
 	close(f.release)
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if !errors.Is(err, users.ErrInvalidCredentials) {
-			t.Errorf("allowed attempt: %v", err)
-		}
+	if _, _, err := g.Authenticate(context.Background(), f, addr, "bob", "x"); !errors.Is(err, throttle.ErrTooManyAttempts) {
+		t.Fatalf("after %d failures: %v", inFlight, err)
 	}
-	if n := f.checks.Load(); n != 5 {
-		t.Errorf("%d password checks, want 5", n)
+	if n := f.checks.Load(); n != inFlight {
+		t.Errorf("%d checks, want %d", n, inFlight)
 	}
 }
 
@@ -305,5 +312,28 @@ func TestValidate(t *testing.T) {
 		if !containsString(err.Error(), want) {
 			t.Errorf("%v does not mention %s", err, want)
 		}
+	}
+}
+
+// A throttled login is logged with the user and the address, never the
+// password.
+func TestThrottledLoginIsLogged(t *testing.T) {
+	var buf strings.Builder
+	g, err := throttle.New(throttle.Config{MaxFailuresPerUser: 1, Now: newClock().Now,
+		Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fakeUsers{}
+	g.Authenticate(context.Background(), f, addr, "bob", "first-guess")
+	g.Authenticate(context.Background(), f, addr, "bob", "second-guess")
+	out := buf.String()
+	for _, want := range []string{"login throttled", "user=bob", "client_ip=192.0.2.1", "limit=user", "retry_after=5m0s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log %q lacks %q", out, want)
+		}
+	}
+	if strings.Contains(out, "guess") {
+		t.Errorf("a password is logged: %s", out)
 	}
 }

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
@@ -8,11 +9,21 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
+	"time"
 
 	"github.com/ircam/ircam-auth/internal/clients"
 	"github.com/ircam/ircam-auth/internal/httplog"
+	"github.com/ircam/ircam-auth/internal/throttle"
 	"github.com/ircam/ircam-auth/internal/users"
 )
+
+// LoginThrottle checks a password with a, unless the username or the
+// client address has failed too often: then it answers
+// throttle.ErrTooManyAttempts without a check. *throttle.Guard is one.
+type LoginThrottle interface {
+	Authenticate(ctx context.Context, a throttle.Authenticator, remoteAddr, username, password string) (users.User, users.Method, error)
+}
 
 // tokenResponse is a successful answer of the token endpoint (RFC 6749 §5.1).
 type tokenResponse struct {
@@ -28,6 +39,8 @@ type issued struct {
 	resp   tokenResponse
 	user   string
 	method users.Method // how the password grant checked the password
+	// retryAfter is the Retry-After of a throttled password grant.
+	retryAfter time.Duration
 }
 
 func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
@@ -55,6 +68,9 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 	if oerr != nil {
 		attrs := append([]any{"error", oerr.code, "reason", oerr.desc}, oerr.logAttrs...)
 		log.Log(r.Context(), oerr.level, "token request refused", attrs...)
+		if out.retryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((out.retryAfter+time.Second-1)/time.Second)))
+		}
 		writeError(w, oerr)
 		return
 	}
@@ -271,6 +287,14 @@ func (s *Service) clientCredentials(r *http.Request, c clients.Client, form url.
 	return issued{resp: s.response(access, "", scope)}, nil
 }
 
+// authenticate checks the password, through the throttle when there is one.
+func (s *Service) authenticate(r *http.Request, username, password string) (users.User, users.Method, error) {
+	if s.throttle == nil {
+		return s.users.Authenticate(r.Context(), username, password)
+	}
+	return s.throttle.Authenticate(r.Context(), s.users, r.RemoteAddr, username, password)
+}
+
 // password issues a token for a user's credentials (RFC 6749 §4.3). A
 // directory outage is a 503, not a wrong password.
 func (s *Service) password(r *http.Request, c clients.Client, form url.Values) (issued, *oauthError) {
@@ -282,10 +306,17 @@ func (s *Service) password(r *http.Request, c clients.Client, form url.Values) (
 	if oerr != nil {
 		return issued{}, oerr
 	}
-	u, method, err := s.users.Authenticate(r.Context(), username, password)
+	u, method, err := s.authenticate(r, username, password)
 	switch {
 	case errors.Is(err, users.ErrInvalidCredentials):
 		return issued{user: username, method: method}, errInvalidGrant("invalid username or password")
+	case errors.Is(err, throttle.ErrTooManyAttempts):
+		// 429 with its own error code: the password may be right, so
+		// invalid_grant would mislead; a client shows the description.
+		retry := throttle.RetryAfter(err)
+		return issued{user: username, retryAfter: retry}, &oauthError{status: http.StatusTooManyRequests,
+			code: "too_many_requests", desc: "too many failed logins for this username or client address; try again in " + throttle.InMinutes(retry),
+			level: slog.LevelWarn}
 	case errors.Is(err, users.ErrDirectoryUnavailable):
 		return issued{user: username, method: method}, &oauthError{status: http.StatusServiceUnavailable,
 			code: "temporarily_unavailable", desc: "the user directory is unavailable; try again later",

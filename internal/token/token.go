@@ -55,6 +55,8 @@ type Config struct {
 	Users   userStore
 	Logger  *slog.Logger     // nil: discard
 	Now     func() time.Time // nil: time.Now
+	// Throttle limits failed logins of the password grant; nil: no limit.
+	Throttle LoginThrottle
 
 	AccessTokenTTL  time.Duration // 0: DefaultAccessTokenTTL
 	RefreshTokenTTL time.Duration // 0: DefaultRefreshTokenTTL
@@ -89,6 +91,7 @@ func (c Config) Validate() error {
 type Service struct {
 	clients    clientRegistry
 	users      userStore
+	throttle   LoginThrottle
 	log        *slog.Logger
 	now        func() time.Time
 	accessTTL  time.Duration
@@ -103,7 +106,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{
-		clients: cfg.Clients, users: cfg.Users,
+		clients: cfg.Clients, users: cfg.Users, throttle: cfg.Throttle,
 		log: cfg.Logger, now: cfg.Now,
 		accessTTL: cfg.AccessTokenTTL, refreshTTL: cfg.RefreshTokenTTL, codeTTL: cfg.CodeTTL,
 	}
