@@ -81,7 +81,7 @@ func newFlagSet(cfg *config, stderr io.Writer) *flag.FlagSet {
 	fs.BoolVar(&cfg.LDAPStartTLS, "ldap-starttls", false, "upgrade ldap:// connections with StartTLS")
 	fs.StringVar(&cfg.LDAPCAFile, "ldap-ca-file", "", "PEM file of CA certificates for ldaps:// and StartTLS; empty: system roots")
 	fs.BoolVar(&cfg.LDAPInsecureTLS, "ldap-insecure-skip-verify", false, "do not verify the directory's TLS certificate (test directories only)")
-	fs.DurationVar(&cfg.LDAPTimeout, "ldap-timeout", ldapbind.DefaultTimeout, "timeout of the LDAP connection and of each LDAP operation")
+	fs.DurationVar(&cfg.LDAPTimeout, "ldap-timeout", ldapbind.DefaultTimeout, "time allowed for a whole LDAP exchange of a login or health check (connect, StartTLS, binds, search); past it the directory is \"unavailable\"")
 
 	fs.IntVar(&cfg.BcryptCost, "bcrypt-cost", fixtures.DefaultBcryptCost, "bcrypt cost for plain-text fixture passwords")
 	fs.DurationVar(&cfg.AccessTokenTTL, "access-token-ttl", 36000*time.Second, "lifetime of access tokens")
