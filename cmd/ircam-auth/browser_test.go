@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"html"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/ircam/ircam-auth/internal/testkit"
 	"golang.org/x/oauth2"
 )
 
@@ -211,23 +211,7 @@ func startBrowserServers(t *testing.T) (client *testClient) {
 	if err := os.WriteFile(fixturesPath, []byte(browserFixtures(client.srv.URL+"/callback")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := parseConfig(testArgs(t, "--fixtures", fixturesPath), env(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	a, err := newApp(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	idp := httptest.NewServer(a.Handler())
-	t.Cleanup(func() {
-		idp.Close()
-		a.Close()
-		if t.Failed() {
-			t.Logf("server log:\n%s", logs)
-		}
-	})
+	idp := newTestServer(t, "--fixtures", fixturesPath)
 	client.idpURL = idp.URL
 	client.conf = &oauth2.Config{
 		ClientID:     "mezzo",
@@ -247,7 +231,7 @@ func startBrowserServers(t *testing.T) (client *testClient) {
 // context of its first tab.
 func startChromium(t *testing.T, ctx context.Context, execPath string) context.Context {
 	t.Helper()
-	var output syncBuffer
+	var output testkit.SyncBuffer
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(execPath),
 		chromedp.Flag("headless", true),

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ircam/ircam-auth/internal/testkit"
 	"golang.org/x/net/html"
 	"golang.org/x/oauth2"
 )
@@ -19,17 +21,27 @@ import (
 // testServer is the whole server on httptest, as run wires it.
 type testServer struct {
 	*httptest.Server
-	app *app
+	app  *app
+	logs *testkit.SyncBuffer // the server's log
 }
 
+// newTestServer starts the server with args on free ports with cheap
+// hashes, logging in text; the log is shown when the test fails.
 func newTestServer(t *testing.T, args ...string) *testServer {
+	t.Helper()
+	return newTestServerLogging(t, func(w io.Writer) slog.Handler { return slog.NewTextHandler(w, nil) }, args...)
+}
+
+// newTestServerLogging is newTestServer with the log written by the
+// handler that handler makes.
+func newTestServerLogging(t *testing.T, handler func(io.Writer) slog.Handler, args ...string) *testServer {
 	t.Helper()
 	cfg, err := parseConfig(append([]string{"--ldap-listen", freeAddr(t), "--bcrypt-cost", "4"}, args...), env(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
-	a, err := newApp(context.Background(), cfg, slog.New(slog.NewTextHandler(logs, nil)))
+	logs := &testkit.SyncBuffer{}
+	a, err := newApp(context.Background(), cfg, slog.New(handler(logs)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +53,7 @@ func newTestServer(t *testing.T, args ...string) *testServer {
 			t.Logf("server log:\n%s", logs)
 		}
 	})
-	return &testServer{Server: srv, app: a}
+	return &testServer{Server: srv, app: a, logs: logs}
 }
 
 const mezzoCallback = "http://127.0.0.1:8001/accounts/ircamauth/login/callback/"
@@ -129,13 +141,23 @@ func (b *browser) post(pageURL string, f form, set map[string]string) (*http.Res
 	return resp, string(body)
 }
 
-// parseForm returns the first form of page: its action, hidden and text
-// inputs, and submit buttons.
+// parseForm returns the first form of page, failing the test when there
+// is none.
 func parseForm(t *testing.T, page string) form {
 	t.Helper()
+	f, err := findForm(page)
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, page)
+	}
+	return f
+}
+
+// findForm returns the first form of page: its action, hidden and text
+// inputs, and submit buttons.
+func findForm(page string) (form, error) {
 	doc, err := html.Parse(strings.NewReader(page))
 	if err != nil {
-		t.Fatal(err)
+		return form{}, err
 	}
 	var f *form
 	var walk func(*html.Node)
@@ -160,9 +182,9 @@ func parseForm(t *testing.T, page string) form {
 	}
 	walk(doc)
 	if f == nil {
-		t.Fatalf("no form in the page:\n%s", page)
+		return form{}, errors.New("no form in the page")
 	}
-	return *f
+	return *f, nil
 }
 
 // login walks SPEC §1 steps 1-4 for the user and returns the code.
@@ -337,13 +359,8 @@ func TestDirectoryDownAtLogin(t *testing.T) {
 	if code == "" {
 		t.Error("alice could not log in with the directory down")
 	}
-	hresp, err := http.Get(s.URL + "/healthz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hresp.Body.Close()
-	if hresp.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("healthz with the directory down: %d", hresp.StatusCode)
+	if status := getStatus(t, s.URL+"/healthz"); status != http.StatusServiceUnavailable {
+		t.Errorf("healthz with the directory down: %d", status)
 	}
 }
 
@@ -365,20 +382,21 @@ func TestWrongPasswordAndUnknownUserLookAlike(t *testing.T) {
 
 func TestHomeAndUnknownPaths(t *testing.T) {
 	s := newTestServer(t)
-	resp, err := http.Get(s.URL + "/")
+	if status := getStatus(t, s.URL+"/"); status != 200 {
+		t.Errorf("/: %d", status)
+	}
+	if status := getStatus(t, s.URL+"/nope"); status != 404 {
+		t.Errorf("/nope: %d", status)
+	}
+}
+
+// getStatus GETs target and returns the status of the answer.
+func getStatus(t *testing.T, target string) int {
+	t.Helper()
+	resp, err := http.Get(target)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Errorf("/: %d", resp.StatusCode)
-	}
-	resp, err = http.Get(s.URL + "/nope")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 404 {
-		t.Errorf("/nope: %d", resp.StatusCode)
-	}
+	return resp.StatusCode
 }

@@ -9,11 +9,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ircam/ircam-auth/internal/ldapbind"
+	"github.com/ircam/ircam-auth/internal/ldaptest"
 	"github.com/ircam/ircam-auth/internal/throttle"
 )
 
@@ -241,55 +241,17 @@ func TestDirectoryStopsAndComesBack(t *testing.T) {
 	}
 }
 
-// faultyDirectory listens on loopback and handles every connection with
-// handle, until the test ends.
-func faultyDirectory(t *testing.T, handle func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() { handle(c) })
-		}
-	})
-	return ln.Addr().String()
-}
-
 // An external directory that accepts and never answers, or drops the
 // connection in the middle of a bind: directory logins fail with 503
 // within --ldap-timeout, local ones work, /healthz reports it.
 func TestExternalDirectoryFaults(t *testing.T) {
 	faults := map[string]func(net.Conn){
-		"silent": func(c net.Conn) { io.Copy(io.Discard, c) },
-		"closes mid-bind": func(c net.Conn) {
-			io.ReadFull(c, make([]byte, 8))
-			c.Close()
-		},
+		"silent":          ldaptest.Silent,
+		"closes mid-bind": ldaptest.ClosesMidBind,
 	}
 	for name, handle := range faults {
 		t.Run(name, func(t *testing.T) {
-			addr := faultyDirectory(t, handle)
+			addr := ldaptest.FaultServer(t, handle)
 			s := newTestServer(t, "--ldap-url", "ldap://"+addr, "--ldap-timeout", "300ms",
 				"--ldap-base-dn", "dc=x", "--ldap-bind-dn", "cn=reader,dc=x", "--ldap-bind-password", "pw")
 			resp, body := s.passwordGrant(t, "bob", "bob-ldap-pw")

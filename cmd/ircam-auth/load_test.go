@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/html"
 	"golang.org/x/oauth2"
 )
 
@@ -206,18 +204,18 @@ func (f *loadFlow) do(ctx context.Context, method, u string, form url.Values) (*
 
 // submit posts the first form of page, at pageURL, with the fields set.
 func (f *loadFlow) submit(ctx context.Context, pageURL *url.URL, page string, set url.Values) (*http.Response, string, error) {
-	action, fields, err := firstForm(page)
+	fm, err := findForm(page)
 	if err != nil {
 		return nil, "", err
 	}
-	target, err := pageURL.Parse(action)
+	target, err := pageURL.Parse(fm.action)
 	if err != nil {
 		return nil, "", err
 	}
 	for k, v := range set {
-		fields[k] = v
+		fm.fields[k] = v
 	}
-	return f.do(ctx, http.MethodPost, target.String(), fields)
+	return f.do(ctx, http.MethodPost, target.String(), fm.fields)
 }
 
 // json sends a request with the client (no cookies) and decodes the JSON
@@ -249,38 +247,4 @@ func (f *loadFlow) json(ctx context.Context, method, u string, form url.Values, 
 		return fmt.Errorf("status %d: %.200s", resp.StatusCode, b)
 	}
 	return json.Unmarshal(b, v)
-}
-
-// firstForm returns the action and the named inputs (not the submit
-// buttons) of the first form of page.
-func firstForm(page string) (action string, fields url.Values, err error) {
-	doc, err := html.Parse(strings.NewReader(page))
-	if err != nil {
-		return "", nil, err
-	}
-	found := false
-	fields = url.Values{}
-	var walk func(*html.Node)
-	walk = func(n *html.Node) {
-		if n.Type == html.ElementNode {
-			attr := map[string]string{}
-			for _, a := range n.Attr {
-				attr[a.Key] = a.Val
-			}
-			switch {
-			case n.Data == "form" && !found:
-				found, action = true, attr["action"]
-			case found && n.Data == "input" && attr["type"] != "submit" && attr["name"] != "":
-				fields.Set(attr["name"], attr["value"])
-			}
-		}
-		for c := n.FirstChild; c != nil; c = c.NextSibling {
-			walk(c)
-		}
-	}
-	walk(doc)
-	if !found {
-		return "", nil, errors.New("no form in the page")
-	}
-	return action, fields, nil
 }

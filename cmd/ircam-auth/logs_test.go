@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -20,19 +19,7 @@ import (
 // password, secret, code or token.
 func TestLogsNameTheRequestAndHideSecrets(t *testing.T) {
 	const adminToken = "admin-token-for-the-log-test"
-	cfg, err := parseConfig([]string{"--ldap-listen", freeAddr(t), "--bcrypt-cost", "4", "--admin-token", adminToken}, env(nil), io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	a, err := newApp(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(a.Handler())
-	defer a.Close()
-	defer srv.Close()
-	s := &testServer{Server: srv, app: a}
+	s := newTestServerLogging(t, func(w io.Writer) slog.Handler { return slog.NewJSONHandler(w, nil) }, "--admin-token", adminToken)
 
 	secrets := []string{"alice-pw", "bob-ldap-pw", "mezzo-secret", "ircam-auth-search-pw", adminToken, "wrong-pw-XYZ"}
 
@@ -79,7 +66,7 @@ func TestLogsNameTheRequestAndHideSecrets(t *testing.T) {
 	// The tokens of the code flow, which were revoked by the replay.
 	secrets = append(secrets, tok.AccessToken, tok.RefreshToken)
 
-	out := logs.String()
+	out := s.logs.String()
 	for _, secret := range secrets {
 		if secret != "" && strings.Contains(out, secret) {
 			t.Errorf("the log holds a secret %q", secret)

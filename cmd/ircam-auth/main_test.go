@@ -19,26 +19,9 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+	"github.com/ircam/ircam-auth/internal/testkit"
 	"golang.org/x/crypto/bcrypt"
 )
-
-// syncBuffer is a bytes.Buffer safe to read while run writes to it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func env(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
@@ -57,8 +40,8 @@ func freeAddr(t *testing.T) string {
 // started is a server started by run, as a person would start it.
 type started struct {
 	base   string // http://host:port
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *testkit.SyncBuffer
+	stderr *testkit.SyncBuffer
 	stop   func() error
 }
 
@@ -68,7 +51,7 @@ var readyLine = regexp.MustCompile(`ready: (http://[^\s]+)/healthz`)
 func startRun(t *testing.T, args []string, environ map[string]string) *started {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &started{stdout: &syncBuffer{}, stderr: &syncBuffer{}}
+	s := &started{stdout: &testkit.SyncBuffer{}, stderr: &testkit.SyncBuffer{}}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, env(environ), strings.NewReader(""), s.stdout, s.stderr) }()
 	var once sync.Once

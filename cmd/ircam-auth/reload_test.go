@@ -226,12 +226,7 @@ func TestAdminEndpoints(t *testing.T) {
 
 func TestAdminEndpointsOffByDefault(t *testing.T) {
 	s := newTestServer(t)
-	resp, err := http.Get(s.URL + "/admin/users/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound {
-		t.Errorf("/admin/users/ without --admin-token: %d", resp.StatusCode)
+	if status := getStatus(t, s.URL+"/admin/users/"); status != http.StatusNotFound {
+		t.Errorf("/admin/users/ without --admin-token: %d", status)
 	}
 }

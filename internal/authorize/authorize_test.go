@@ -11,6 +11,7 @@ import (
 	"github.com/ircam/ircam-auth/internal/clients"
 	"github.com/ircam/ircam-auth/internal/fixtures"
 	"github.com/ircam/ircam-auth/internal/grant"
+	"github.com/ircam/ircam-auth/internal/testkit"
 	"github.com/ircam/ircam-auth/internal/users"
 	"golang.org/x/crypto/bcrypt"
 )
@@ -761,7 +762,7 @@ func TestSessionExpiry(t *testing.T) {
 }
 
 func TestSessionStorePurge(t *testing.T) {
-	clk := &clock{t: time.Unix(0, 0)}
+	clk := testkit.NewClock(time.Unix(0, 0))
 	st := newSessionStore(clk.Now, time.Hour)
 	for range 10 {
 		st.create(0, "")

@@ -1,7 +1,6 @@
 package authorize
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"github.com/ircam/ircam-auth/internal/fixtures"
 	"github.com/ircam/ircam-auth/internal/grant"
 	"github.com/ircam/ircam-auth/internal/ldapbind"
+	"github.com/ircam/ircam-auth/internal/testkit"
 	"github.com/ircam/ircam-auth/internal/users"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/net/html"
@@ -64,42 +64,6 @@ func (fakeDir) Authenticate(context.Context, string, string) (ldapbind.Entry, er
 	return ldapbind.Entry{}, ldapbind.ErrUnavailable
 }
 
-// clock is an injected clock that tests move forward.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 const (
 	alicePassword = "alice-secret"
 	mezzoRedirect = "https://example.org/cb"
@@ -122,8 +86,8 @@ type env struct {
 	t     *testing.T
 	srv   *httptest.Server
 	codes *fakeCodes
-	clock *clock
-	logs  *syncBuffer
+	clock *testkit.Clock
+	logs  *testkit.SyncBuffer
 	auth  *Server
 }
 
@@ -131,19 +95,11 @@ type envOption func(*Config)
 
 func newEnv(t *testing.T, tls bool, opts ...envOption) *env {
 	t.Helper()
-	hash, err := bcrypt.GenerateFromPassword([]byte(alicePassword), bcrypt.MinCost)
+	store, err := users.NewStore(testkit.AliceAndBob(t, alicePassword), nil, bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	seed := []fixtures.User{
-		{ID: 1, Username: "alice", Email: "alice@example.org", PasswordHash: string(hash)},
-		{ID: 2, Username: "bob", Email: "bob@example.org"}, // a directory user
-	}
-	store, err := users.NewStore(seed, nil, bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &env{t: t, codes: &fakeCodes{}, clock: &clock{t: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)}, logs: &syncBuffer{}}
+	e := &env{t: t, codes: &fakeCodes{}, clock: testkit.NewClock(time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)), logs: &testkit.SyncBuffer{}}
 	cfg := Config{
 		Clients: clients.NewRegistry(testClients),
 		Users:   store,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,55 +22,14 @@ func mustHash(t *testing.T, pw string) string {
 	return string(h)
 }
 
-// faultServer serves every connection with handle on a loopback port and
-// returns its address. Connections and the listener close when the test
-// ends.
-func faultServer(t *testing.T, handle func(net.Conn)) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	var wg sync.WaitGroup
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() { handle(c) })
-		}
-	})
-	return ln.Addr().String()
-}
-
 // The ways a directory fails that a login must survive.
 var faults = []struct {
 	name   string
 	handle func(net.Conn)
 }{
-	// Accepts and never answers: a hung slapd, a black-holing proxy.
-	{"silent", func(c net.Conn) { io.Copy(io.Discard, c) }},
+	{"silent", ldaptest.Silent},
 	{"closes at once", func(c net.Conn) { c.Close() }},
-	// Reads the start of the first request (the bind), then closes.
-	{"closes mid-bind", func(c net.Conn) {
-		io.ReadFull(c, make([]byte, 8))
-		c.Close()
-	}},
+	{"closes mid-bind", ldaptest.ClosesMidBind},
 	// Accepts StartTLS, then never starts the TLS handshake.
 	{"silent after StartTLS", func(c net.Conn) {
 		p, err := ber.ReadPacket(c)
@@ -111,7 +69,7 @@ func within(t *testing.T, what string, f func() error) error {
 func TestDirectoryFaults(t *testing.T) {
 	for _, f := range faults {
 		t.Run(f.name, func(t *testing.T) {
-			url := "ldap://" + faultServer(t, f.handle)
+			url := "ldap://" + ldaptest.FaultServer(t, f.handle)
 			configs := map[string]ldapbind.Config{
 				"template": {URL: url, UserDNTemplate: "uid={username},dc=x"},
 				"search": {URL: url, BaseDN: "dc=x", UserFilter: "(uid={username})",

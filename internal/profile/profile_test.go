@@ -17,27 +17,11 @@ import (
 	"github.com/ircam/ircam-auth/internal/fixtures"
 	"github.com/ircam/ircam-auth/internal/grant"
 	"github.com/ircam/ircam-auth/internal/profile"
+	"github.com/ircam/ircam-auth/internal/testkit"
 	"github.com/ircam/ircam-auth/internal/token"
 	"github.com/ircam/ircam-auth/internal/users"
 	"golang.org/x/crypto/bcrypt"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // hidingUsers is the user store with some users deleted.
 type hidingUsers struct {
@@ -66,7 +50,7 @@ type env struct {
 	t     *testing.T
 	svc   *token.Service
 	users *hidingUsers
-	clock *clock
+	clock *testkit.Clock
 	srv   *httptest.Server
 }
 
@@ -74,20 +58,14 @@ type env struct {
 // users, clients and tokens.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	hash, err := bcrypt.GenerateFromPassword([]byte("alice-pw"), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := users.NewStore([]fixtures.User{
-		{ID: 1, Username: "alice", Email: "alice@example.org", FirstName: "Alice", LastName: "Liddell", PasswordHash: string(hash)},
-		{ID: 2, Username: "bob", Email: "bob@example.org", FirstName: "Bob", LastName: "Moog"},
-		{ID: 1 << 45, Username: "carol", Email: "carol@example.org", Avatar: "https://example.org/carol.png"},
-	}, nil, bcrypt.MinCost)
+	seed := append(testkit.AliceAndBob(t, "alice-pw"),
+		fixtures.User{ID: 1 << 45, Username: "carol", Email: "carol@example.org", Avatar: "https://example.org/carol.png"})
+	store, err := users.NewStore(seed, nil, bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
 	us := &hidingUsers{Store: store, hidden: map[int64]bool{}}
-	clk := &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
+	clk := testkit.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
 	svc, err := token.New(token.Config{
 		Clients: clients.NewRegistry([]fixtures.Client{
 			{ClientID: "mezzo", ClientSecret: "mezzo-secret", Name: "Mezzo",

@@ -10,29 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ircam/ircam-auth/internal/testkit"
 	"github.com/ircam/ircam-auth/internal/throttle"
 	"github.com/ircam/ircam-auth/internal/users"
 )
 
-// clock is a settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock is a settable clock at noon on 1 January 2025.
+func newClock() *testkit.Clock { return testkit.NewClock(time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)) }
 
 // fakeUsers knows one password per user and counts the password checks.
 type fakeUsers struct {
@@ -61,7 +45,7 @@ func (f *fakeUsers) Checks() int {
 	return f.checks
 }
 
-func newGuard(t *testing.T, perUser, perIP int, c *clock) *throttle.Guard {
+func newGuard(t *testing.T, perUser, perIP int, c *testkit.Clock) *throttle.Guard {
 	t.Helper()
 	g, err := throttle.New(throttle.Config{MaxFailuresPerUser: perUser, MaxFailuresPerIP: perIP, Window: 5 * time.Minute, Now: c.Now})
 	if err != nil {

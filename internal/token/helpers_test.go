@@ -1,7 +1,6 @@
 package token_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +16,7 @@ import (
 	"github.com/ircam/ircam-auth/internal/fixtures"
 	"github.com/ircam/ircam-auth/internal/grant"
 	"github.com/ircam/ircam-auth/internal/ldapbind"
+	"github.com/ircam/ircam-auth/internal/testkit"
 	"github.com/ircam/ircam-auth/internal/token"
 	"github.com/ircam/ircam-auth/internal/users"
 	"golang.org/x/crypto/bcrypt"
@@ -73,80 +72,52 @@ func (fakeDirectory) Authenticate(ctx context.Context, username, password string
 	return ldapbind.Entry{}, ldapbind.ErrInvalidCredentials
 }
 
-// clock is an injected, settable clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-// syncBuffer is a bytes.Buffer safe for the handlers' concurrent logging.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	t     testing.TB
 	svc   *token.Service
 	srv   *httptest.Server
 	users *users.Store
-	clock *clock
-	logs  *syncBuffer
+	clock *testkit.Clock
+	logs  *testkit.SyncBuffer
 }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	hash, err := bcrypt.GenerateFromPassword([]byte(alicePassword), bcrypt.MinCost)
+	e, err := startEnv(t, newClock(), &slog.HandlerOptions{Level: slog.LevelDebug}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	us, err := users.NewStore([]fixtures.User{
-		{ID: 1, Username: "alice", Email: "alice@example.org", FirstName: "Alice", LastName: "Liddell", PasswordHash: string(hash)},
-		{ID: 2, Username: "bob", Email: "bob@example.org", FirstName: "Bob", LastName: "Moog"},
-	}, fakeDirectory{}, bcrypt.MinCost)
+	return e
+}
+
+func newClock() *testkit.Clock { return testkit.NewClock(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)) }
+
+// startEnv serves the token endpoints with the test users and clients on
+// the clock clk, logging with logOpts; tokenFile, when set, keeps the
+// tokens there.
+func startEnv(t testing.TB, clk *testkit.Clock, logOpts *slog.HandlerOptions, tokenFile string) (*env, error) {
+	t.Helper()
+	us, err := users.NewStore(testkit.AliceAndBob(t, alicePassword), fakeDirectory{}, bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	clk := &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	svc, err := token.New(token.Config{
-		Clients: clients.NewRegistry(testClients),
-		Users:   us,
-		Logger:  slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Now:     clk.Now,
+		Clients:   clients.NewRegistry(testClients),
+		Users:     us,
+		Logger:    slog.New(slog.NewTextHandler(logs, logOpts)),
+		Now:       clk.Now,
+		TokenFile: tokenFile,
 	})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
+	t.Cleanup(func() { svc.Close() })
 	mux := http.NewServeMux()
 	svc.Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &env{t: t, svc: svc, srv: srv, users: us, clock: clk, logs: logs}
+	return &env{t: t, svc: svc, srv: srv, users: us, clock: clk, logs: logs}, nil
 }
 
 // code issues an authorization code for alice, as the authorize endpoint

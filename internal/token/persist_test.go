@@ -6,9 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"io/fs"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,12 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ircam/ircam-auth/internal/clients"
-	"github.com/ircam/ircam-auth/internal/fixtures"
 	"github.com/ircam/ircam-auth/internal/grant"
+	"github.com/ircam/ircam-auth/internal/testkit"
 	"github.com/ircam/ircam-auth/internal/token"
-	"github.com/ircam/ircam-auth/internal/users"
-	"golang.org/x/crypto/bcrypt"
 )
 
 // TestStoreStaysBoundedUnderSustainedFlow: hours of codes, exchanges and
@@ -62,38 +56,12 @@ func TestStoreStaysBoundedUnderSustainedFlow(t *testing.T) {
 }
 
 // newFileEnv is newEnv with the tokens kept in path, on the clock clk.
-func newFileEnv(t *testing.T, path string, clk *clock) (*env, error) {
+func newFileEnv(t *testing.T, path string, clk *testkit.Clock) (*env, error) {
 	t.Helper()
-	hash, err := bcrypt.GenerateFromPassword([]byte(alicePassword), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	us, err := users.NewStore([]fixtures.User{
-		{ID: 1, Username: "alice", Email: "alice@example.org", FirstName: "Alice", LastName: "Liddell", PasswordHash: string(hash)},
-		{ID: 2, Username: "bob", Email: "bob@example.org", FirstName: "Bob", LastName: "Moog"},
-	}, fakeDirectory{}, bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs := &syncBuffer{}
-	svc, err := token.New(token.Config{
-		Clients: clients.NewRegistry(testClients), Users: us,
-		Logger:    slog.New(slog.NewTextHandler(logs, nil)),
-		Now:       clk.Now,
-		TokenFile: path,
-	})
-	if err != nil {
-		return nil, err
-	}
-	t.Cleanup(func() { svc.Close() })
-	mux := http.NewServeMux()
-	svc.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	return &env{t: t, svc: svc, srv: srv, users: us, clock: clk, logs: logs}, nil
+	return startEnv(t, clk, nil, path)
 }
 
-func mustFileEnv(t *testing.T, path string, clk *clock) *env {
+func mustFileEnv(t *testing.T, path string, clk *testkit.Clock) *env {
 	t.Helper()
 	e, err := newFileEnv(t, path, clk)
 	if err != nil {
@@ -111,8 +79,6 @@ func (e *env) restart(t *testing.T, path string) *env {
 	}
 	return mustFileEnv(t, path, e.clock)
 }
-
-func newClock() *clock { return &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)} }
 
 // TestTokenFileSurvivesRestart: tokens, refresh tokens, unexchanged
 // codes, used codes (replay detection) and revocations are all kept.

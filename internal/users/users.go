@@ -66,8 +66,11 @@ type Store struct {
 	dir    Directory      // nil: no directory, local users only
 	// dummyHash is compared against when a refusal would otherwise come
 	// without a bcrypt comparison, so that it takes as long as a wrong
-	// password.
-	dummyHash []byte
+	// password. NewStore makes it in the background (at the default cost
+	// that takes as long as a login, and the server need not wait for it
+	// to start): read it, and bcryptNanos, once dummyReady is closed.
+	dummyHash  []byte
+	dummyReady chan struct{}
 	// bcryptNanos estimates how long one comparison against dummyHash
 	// takes on this machine: measured at start, refined at every use.
 	bcryptNanos atomic.Int64
@@ -78,14 +81,18 @@ func NewStore(seed []fixtures.User, dir Directory, bcryptCost int) (*Store, erro
 	if bcryptCost == 0 {
 		bcryptCost = fixtures.DefaultBcryptCost
 	}
-	start := time.Now()
-	dummy, err := bcrypt.GenerateFromPassword([]byte("ircam-auth dummy password"), bcryptCost)
-	if err != nil {
-		return nil, fmt.Errorf("users: %w", err)
+	if bcryptCost < bcrypt.MinCost || bcryptCost > bcrypt.MaxCost {
+		return nil, fmt.Errorf("users: bcrypt cost %d out of range [%d, %d]", bcryptCost, bcrypt.MinCost, bcrypt.MaxCost)
 	}
-	s := &Store{dir: dir, dummyHash: dummy}
-	// Hashing takes as long as comparing: the first estimate is free.
-	s.bcryptNanos.Store(int64(time.Since(start)))
+	s := &Store{dir: dir, dummyReady: make(chan struct{})}
+	go func() {
+		start := time.Now()
+		// The cost is in range, so GenerateFromPassword cannot fail.
+		s.dummyHash, _ = bcrypt.GenerateFromPassword([]byte("ircam-auth dummy password"), bcryptCost)
+		// Hashing takes as long as comparing: the first estimate is free.
+		s.bcryptNanos.Store(int64(time.Since(start)))
+		close(s.dummyReady)
+	}()
 	s.byName, s.byID, s.seeded = index(seed)
 	return s, nil
 }
@@ -252,6 +259,7 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (Us
 // spendBcrypt takes the time of one bcrypt comparison, so that refusing
 // without asking anyone takes as long as refusing a wrong password.
 func (s *Store) spendBcrypt(password string) {
+	<-s.dummyReady
 	start := time.Now()
 	_ = bcrypt.CompareHashAndPassword(s.dummyHash, []byte(password))
 	d := int64(time.Since(start))
@@ -263,7 +271,10 @@ func (s *Store) spendBcrypt(password string) {
 }
 
 // bcryptDuration is the estimated time of one dummy bcrypt comparison.
-func (s *Store) bcryptDuration() time.Duration { return time.Duration(s.bcryptNanos.Load()) }
+func (s *Store) bcryptDuration() time.Duration {
+	<-s.dummyReady
+	return time.Duration(s.bcryptNanos.Load())
+}
 
 // fromDirectory refreshes (or creates) the user from the directory's
 // answer, as django-auth-ldap does at every login: the directory's values

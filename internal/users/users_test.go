@@ -289,3 +289,30 @@ func TestPutAndRemove(t *testing.T) {
 		t.Error("removed user still found")
 	}
 }
+
+// NewStore makes its dummy hash in the background, so that a server
+// starts without waiting for a bcrypt; refusals that need the hash wait
+// for it. Many of them at once, right after NewStore, all get the one
+// answer (and, under -race, show that the hash is published safely).
+func TestDummyHashInBackground(t *testing.T) {
+	if _, err := users.NewStore(seed(t), nil, bcrypt.MaxCost+1); err == nil {
+		t.Error("NewStore accepted a bcrypt cost out of range")
+	}
+	store, err := users.NewStore(seed(t), nil, bcrypt.MinCost+2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 8)
+	for i := range cap(errs) {
+		go func() {
+			user := []string{"nobody", "bob", "", "mallory"}[i%4]
+			_, _, err := store.Authenticate(context.Background(), user, "pw")
+			errs <- err
+		}()
+	}
+	for range cap(errs) {
+		if err := <-errs; !errors.Is(err, users.ErrInvalidCredentials) {
+			t.Errorf("refusal right after NewStore: %v", err)
+		}
+	}
+}
