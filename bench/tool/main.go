@@ -7,6 +7,7 @@
 //	                                         and for the auth code flow under pprof)
 //	tool prepare -url URL -dir DIR           alice's access token and the real
 //	                                         answers the bare server repeats
+//	tool freeaddr                            a free loopback host:port
 //	tool report RESULTS GOBENCH              the figures table, with ratios
 //
 // Every measurement prints "key value" lines on stdout, which run.sh
@@ -15,10 +16,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -44,6 +46,11 @@ func main() {
 		err = memory(os.Args[2:])
 	case "load":
 		err = load(os.Args[2:])
+	case "freeaddr":
+		var a string
+		if a, err = harness.FreeAddr(); err == nil {
+			fmt.Println(a)
+		}
 	case "prepare":
 		err = prepare(os.Args[2:])
 	case "report":
@@ -68,6 +75,7 @@ func startup(args []string) error {
 	prefix := fs.String("prefix", "startup", "key prefix of the printed figures")
 	extra := fs.String("args", "", "extra flags, space-separated")
 	env := fs.String("env", "", "extra environment, space-separated KEY=VALUE")
+	hold := fs.Duration("hold", 0, "keep each server running this long after its start (for start-up profiles)")
 	fs.Parse(args)
 	if *bin == "" {
 		return errors.New("startup: -bin is required")
@@ -82,6 +90,7 @@ func startup(args []string) error {
 		err = harness.WaitHealthy(ctx, s.URL, 500*time.Microsecond)
 		healthy := time.Now()
 		cancel()
+		time.Sleep(*hold)
 		s.Stop()
 		if err != nil {
 			return err
@@ -167,6 +176,8 @@ func load(args []string) error {
 	workers := fs.Int("c", 16, "concurrent requests")
 	token := fs.String("token", "", "access token for profile and introspect")
 	prefix := fs.String("prefix", "", "key prefix of the printed figures; default: load_KIND")
+	pprofURL := fs.String("pprof", "", "URL of the server's /debug/pprof/profile (the bench's pprof build)")
+	cpuprofile := fs.String("cpuprofile", "", "write the server's CPU profile over the run to this file (needs -pprof)")
 	fs.Parse(args)
 	if *prefix == "" {
 		*prefix = "load_" + *kind
@@ -212,7 +223,22 @@ func load(args []string) error {
 	default:
 		return fmt.Errorf("load: unknown -kind %q", *kind)
 	}
-	res := harness.Run(context.Background(), *workers, *d, 0, newWorker)
+	// With -cpuprofile, a CPU profile of the server (its pprof build) is
+	// taken over the load run, after the workers' set-up.
+	var profiled sync.WaitGroup
+	var profErr error
+	startProfile := func() {
+		if *cpuprofile == "" {
+			return
+		}
+		profiled.Go(func() { profErr = fetch(fmt.Sprintf("%s?seconds=%d", *pprofURL, int(d.Seconds())), *cpuprofile) })
+		time.Sleep(100 * time.Millisecond)
+	}
+	res := harness.Run(context.Background(), *workers, *d, 0, newWorker, startProfile)
+	profiled.Wait()
+	if profErr != nil {
+		return profErr
+	}
 	if res.Errors > 0 {
 		fmt.Fprintf(os.Stderr, "tool load %s: %d errors, first: %v\n", *kind, res.Errors, res.FirstErr)
 	}
@@ -243,11 +269,7 @@ func prepare(args []string) error {
 	if err != nil {
 		return err
 	}
-	cc, err := c.TokenRequest(harness.RobotID, harness.RobotSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}})
-	if err != nil {
-		return err
-	}
-	tokenBody, err := json.Marshal(cc)
+	tokenBody, err := c.TokenRequestRaw(harness.RobotID, harness.RobotSecret, url.Values{"grant_type": {"client_credentials"}, "scope": {"read"}})
 	if err != nil {
 		return err
 	}
@@ -255,11 +277,32 @@ func prepare(args []string) error {
 		"access_token":    []byte(t.AccessToken),
 		"profile.json":    profile,
 		"introspect.json": introspection,
-		"token.json":      append(tokenBody, '\n'),
+		"token.json":      tokenBody,
 	} {
 		if err := os.WriteFile(filepath.Join(*dir, name), b, 0o600); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// fetch writes the body of GET url to path.
+func fetch(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -76,11 +76,12 @@ func glauthConfig(args []string, getenv func(string) string, stdout, stderr io.W
 	fs.SetOutput(stderr)
 	path := fs.String("fixtures", getenv(envName("fixtures")), "fixture file; empty: the built-in default")
 	listen := fs.String("listen", "0.0.0.0:3893", "listen address written into the configuration")
-	cost := fs.Int("bcrypt-cost", fixtures.DefaultBcryptCost, "bcrypt cost of the hashes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	f, err := loadFixtures(config{Fixtures: *path, BcryptCost: *cost})
+	// Directory entries are hashed at fixtures.DirectoryBcryptCost whatever
+	// the users' cost: the users' hashes are not printed, so hash them cheaply.
+	f, err := loadFixtures(config{Fixtures: *path, BcryptCost: bcrypt.MinCost})
 	if err != nil {
 		return err
 	}

@@ -64,11 +64,8 @@ type Token struct {
 // TokenRequest posts form to /o/token/ with the client's credentials in
 // HTTP Basic, and decodes the token.
 func (c *Client) TokenRequest(id, secret string, form url.Values) (Token, error) {
-	req, _ := http.NewRequest(http.MethodPost, c.Base+"/o/token/", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
 	var t Token
-	body, err := c.do(req)
+	body, err := c.TokenRequestRaw(id, secret, form)
 	if err != nil {
 		return t, fmt.Errorf("token (%s): %w", form.Get("grant_type"), err)
 	}
@@ -76,6 +73,14 @@ func (c *Client) TokenRequest(id, secret string, form url.Values) (Token, error)
 		return t, fmt.Errorf("token (%s): no access token in %q", form.Get("grant_type"), body)
 	}
 	return t, nil
+}
+
+// TokenRequestRaw is TokenRequest's answer, undecoded.
+func (c *Client) TokenRequestRaw(id, secret string, form url.Values) ([]byte, error) {
+	req, _ := http.NewRequest(http.MethodPost, c.Base+"/o/token/", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(id), url.QueryEscape(secret))
+	return c.do(req)
 }
 
 // PasswordGrant gets a token pair for a user through mezzo.

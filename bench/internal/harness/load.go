@@ -36,8 +36,19 @@ func (r Result) Percentile(q float64) time.Duration {
 // Run keeps workers requests in flight for d (or until ctx ends, or until
 // limit requests were sent when limit > 0): each worker calls its own
 // function, made by newWorker, in a loop. It is a closed-loop generator,
-// like wrk: latency is measured from the request's start.
-func Run(ctx context.Context, workers int, d time.Duration, limit int, newWorker func() func() error) Result {
+// like wrk: latency is measured from the request's start. The workers are
+// made (newWorker may do set-up requests) before the clock starts; started,
+// when not nil, is called once they are, just before the load begins.
+func Run(ctx context.Context, workers int, d time.Duration, limit int, newWorker func() func() error, started ...func()) Result {
+	funcs := make([]func() error, workers)
+	var setup sync.WaitGroup
+	for i := range funcs {
+		setup.Go(func() { funcs[i] = newWorker() })
+	}
+	setup.Wait()
+	for _, f := range started {
+		f()
+	}
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var (
@@ -56,8 +67,7 @@ func Run(ctx context.Context, workers int, d time.Duration, limit int, newWorker
 		sent++
 		return true
 	}
-	for range workers {
-		do := newWorker()
+	for _, do := range funcs {
 		wg.Go(func() {
 			var lat []time.Duration
 			var errs int
