@@ -3,6 +3,7 @@ package users_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -58,7 +59,9 @@ func TestRefusalsTakeComparableTime(t *testing.T) {
 		BaseDN: "dc=ircam,dc=fr",
 		Groups: []ldapbind.DirectoryGroup{{Name: "people", GID: 5501}, {Name: "services", GID: 5502}},
 		Users: []ldapbind.DirectoryUser{
-			{Name: "ircam-auth", PasswordHash: hash("search-pw"), Groups: []string{"services"}, Search: true},
+			// The service account's hash is cheap, as fixtures.DirectoryBcryptCost
+			// makes it: its bind happens at every search-then-bind login.
+			{Name: "ircam-auth", PasswordHash: cheapHash(t, "search-pw"), Groups: []string{"services"}, Search: true},
 			{Name: "bob", PasswordHash: hash("bob-pw"), UIDNumber: 10002, Groups: []string{"people"}},
 			{Name: "carol", PasswordHash: hash("carol-pw"), UIDNumber: 10003, Groups: []string{"people"}},
 		},
@@ -93,15 +96,27 @@ func TestRefusalsTakeComparableTime(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			compareRefusals(t, cost, client, store, mode.compare)
+			// Timing on a shared machine is noisy: measure again before
+			// calling a difference real, and fail only when every attempt
+			// shows it.
+			var problems []string
+			for attempt := range 3 {
+				if problems = compareRefusals(t, cost, client, store, mode.compare && attempt == 0); len(problems) == 0 {
+					return
+				}
+				t.Logf("attempt %d: %v", attempt+1, problems)
+			}
+			for _, p := range problems {
+				t.Error(p)
+			}
 		})
 	}
 }
 
-// compareRefusals fails when the median time of one kind of refusal is
-// over 3 times another's. With directoryToo, it also reports whether the
+// compareRefusals reports the kinds of refusal whose median time is over
+// 3 times another's. With directoryToo, it also logs whether the
 // directory alone shows a difference the store must hide.
-func compareRefusals(t *testing.T, cost int, client *ldapbind.Client, store *users.Store, directoryToo bool) {
+func compareRefusals(t *testing.T, cost int, client *ldapbind.Client, store *users.Store, directoryToo bool) []string {
 	ctx := context.Background()
 
 	// What the directory alone does, to know the test can see a missing
@@ -140,19 +155,29 @@ func compareRefusals(t *testing.T, cost int, client *ldapbind.Client, store *use
 		return out
 	}
 	got := measure(cases, users.ErrInvalidCredentials)
+	var problems []string
 	for a, ta := range got {
 		for b, tb := range got {
 			if ta > 3*tb {
-				t.Errorf("%s (median %v) takes more than 3 times as long as %s (median %v)", a, ta, b, tb)
+				problems = append(problems, fmt.Sprintf("%s (median %v) takes more than 3 times as long as %s (median %v)", a, ta, b, tb))
 			}
 		}
 	}
 	if !directoryToo {
-		return
+		return problems
 	}
 	dirTimes := measure(raw, ldapbind.ErrInvalidCredentials)
 	if dirTimes["directory: wrong password"] < 3*dirTimes["directory: unknown user"] {
 		t.Logf("note: the directory alone answers an unknown user and a wrong password within a factor 3 (%v, %v): this run would not catch a missing bcrypt",
 			dirTimes["directory: unknown user"], dirTimes["directory: wrong password"])
 	}
+	return problems
+}
+
+func cheapHash(t *testing.T, pw string) string {
+	h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(h)
 }
