@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/ircam/ircam-auth/internal/grant"
+	"github.com/ircam/ircam-auth/internal/httplog"
 	"github.com/ircam/ircam-auth/internal/users"
 )
 
@@ -88,6 +89,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "server_error", "the access token could not be checked", "")
 		return
 	}
+	httplog.Set(r.Context(), "client_id", a.ClientID)
+	httplog.Set(r.Context(), "user", a.Username)
 	log := h.log.With("client_id", a.ClientID, "user", a.Username)
 	if !slices.Contains(strings.Fields(a.Scope), RequiredScope) {
 		log.Info("profile refused: insufficient scope", "scope", a.Scope)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/ircam/ircam-auth/internal/clients"
+	"github.com/ircam/ircam-auth/internal/httplog"
 )
 
 // IntrospectionScope is the scope a Bearer token needs to call
@@ -37,6 +38,7 @@ func (s *Service) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	if oerr == nil {
 		caller, oerr = s.authenticateIntrospection(r, form)
 	}
+	httplog.Set(r.Context(), "client_id", caller)
 	if oerr == nil && form.Get("token") == "" {
 		oerr = errInvalidRequest("token is required")
 	}
