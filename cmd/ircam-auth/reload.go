@@ -12,8 +12,9 @@ import (
 // reload reads the fixtures again (on SIGHUP). A bad file is refused with
 // the same error as at start and the fixtures in force stay. Otherwise the
 // clients and users are replaced, the embedded directory is restarted
-// with the new seed when it changed, and the tokens of users who are gone
-// are revoked; the tokens of users who remain stay valid.
+// with the new seed when it changed, and the tokens of users and clients
+// that are gone (or of a client whose secret changed) are revoked; the
+// tokens of users who remain stay valid.
 func (a *app) reload(ctx context.Context) error {
 	fx, err := loadFixtures(a.cfg)
 	if err != nil {
@@ -38,6 +39,7 @@ func (a *app) reload(ctx context.Context) error {
 		a.dir, a.ldap = dir, client
 	}
 	before := a.users.All()
+	clientsBefore := a.clients.All()
 	var dir users.Directory
 	if a.ldap != nil {
 		dir = a.ldap
@@ -49,6 +51,12 @@ func (a *app) reload(ctx context.Context) error {
 		now, ok := a.users.ByID(u.ID)
 		if !ok || !sameIdentity(u, now) {
 			revoked += a.tokens.RevokeUser(u.ID)
+		}
+	}
+	// A client that is gone, or whose secret changed, keeps no token.
+	for _, c := range clientsBefore {
+		if now, ok := a.clients.Lookup(c.ID); !ok || now.Secret != c.Secret {
+			revoked += a.tokens.RevokeClient(c.ID)
 		}
 	}
 	a.fixtures = fx

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	defaultfixtures "github.com/ircam/ircam-auth/fixtures"
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
 )
 
 // writeFixtures writes the default fixtures with edit applied.
@@ -86,6 +88,34 @@ func TestReload(t *testing.T) {
 	}
 	if _, err := passwordToken(t, s, "carol", "carol-ldap-pw"); err == nil {
 		t.Error("carol's old directory password still works")
+	}
+
+	// Remove the ci-robot client: its tokens go with it.
+	robot := &clientcredentials.Config{ClientID: "ci-robot", ClientSecret: "ci-robot-secret", TokenURL: s.URL + "/o/token/", Scopes: []string{"introspection"}}
+	robotTok, err := robot.Token(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFixtures(t, path, func(s string) string {
+		return strings.Replace(s, "  - client_id: ci-robot\n    client_secret: ci-robot-secret\n", "  - client_id: ci-robot-2\n    client_secret: ci-robot-secret\n", 1)
+	})
+	if err := s.app.reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodPost, s.URL+"/o/introspect/", strings.NewReader(url.Values{"token": {aliceTok.AccessToken}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Authorization", "Bearer "+robotTok.AccessToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("a removed client's token still introspects: %d", resp.StatusCode)
+	}
+	// alice's token, of a client that stayed, is still valid.
+	if p := profileOf(t, s.URL, aliceTok); p["username"] != "alice" {
+		t.Errorf("alice's token after the client reload: %v", p)
 	}
 }
 

@@ -263,16 +263,27 @@ func (s *store) revokeFamilyLocked(family uint64) int {
 
 // revokeUser deletes every token of the user and the codes issued to them.
 func (s *store) revokeUser(userID int64) int {
+	return s.revokeWhere(func(clientID string, uid int64) bool { return uid == userID })
+}
+
+// revokeClient deletes every token and code issued to the client.
+func (s *store) revokeClient(id string) int {
+	return s.revokeWhere(func(clientID string, uid int64) bool { return clientID == id })
+}
+
+// revokeWhere deletes the codes and tokens whose client and user match,
+// and returns how many tokens it deleted.
+func (s *store) revokeWhere(match func(clientID string, userID int64) bool) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, c := range s.codes {
-		if c.req.UserID == userID {
+		if match(c.req.ClientID, c.req.UserID) {
 			delete(s.codes, k)
 		}
 	}
 	n := 0
 	for k, t := range s.tokens {
-		if t.userID == userID {
+		if match(t.clientID, t.userID) {
 			delete(s.tokens, k)
 			n++
 		}

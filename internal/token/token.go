@@ -200,6 +200,14 @@ func (s *Service) RevokeUser(userID int64) int {
 	return n
 }
 
+// RevokeClient revokes every token and code issued to the client (when it
+// is removed from the fixtures) and returns how many tokens it revoked.
+func (s *Service) RevokeClient(clientID string) int {
+	n := s.store.revokeClient(clientID)
+	s.log.Info("tokens revoked", "client_id", clientID, "count", n)
+	return n
+}
+
 // RevokeAll revokes every token and code; it returns how many tokens it
 // revoked.
 func (s *Service) RevokeAll() int {
