@@ -7,10 +7,13 @@
 // Codes and tokens live in memory: 32 random bytes, base64url-encoded,
 // kept by their SHA-256 only. Expired entries are swept out on writes, so
 // memory stays bounded by what is issued within one token lifetime. With
-// Config.TokenFile they are also kept in a file, loaded at start. go-oauth2's manager is not used: its
-// error mapping by identity, host-suffix redirect matching and Basic-only
-// client authentication are all things this contract must do otherwise,
-// and the store it would wrap is the part kept here.
+// Config.TokenFile they are also kept in a file, loaded at start.
+//
+// go-oauth2 is not used. Its manager maps errors by identity, matches
+// redirect URIs by host suffix and reads client credentials from HTTP
+// Basic only, all of which this contract must do otherwise; its stores
+// know neither token families (a replayed code revokes what it issued)
+// nor hashed keys; and its generators are what crypto/rand does in a line.
 package token
 
 import (
