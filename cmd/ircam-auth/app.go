@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"time"
 
 	defaultfixtures "github.com/ircam/ircam-auth/fixtures"
 	"github.com/ircam/ircam-auth/internal/clients"
@@ -57,11 +56,7 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) 
 		a.Close()
 		return nil, err
 	}
-	var dir users.Directory
-	if a.ldap != nil {
-		dir = a.ldap
-	}
-	a.users, err = users.NewStore(fx.Users, dir, cfg.BcryptCost)
+	a.users, err = users.NewStore(fx.Users, a.userDirectory(), cfg.BcryptCost)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -74,6 +69,15 @@ func newApp(ctx context.Context, cfg config, logger *slog.Logger) (*app, error) 
 		return nil, err
 	}
 	return a, nil
+}
+
+// userDirectory is the directory the users are checked against; a nil
+// interface, not a nil *ldapbind.Client, when there is none.
+func (a *app) userDirectory() users.Directory {
+	if a.ldap == nil {
+		return nil
+	}
+	return a.ldap
 }
 
 func (a *app) openDirectory(ctx context.Context) error {
@@ -118,15 +122,14 @@ func (a *app) startDirectory(ctx context.Context, fx *fixtures.File, listen stri
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w (is another ircam-auth running? choose another address with --ldap-listen)", err)
 		}
-		if d.ServiceAccount != "" {
-			if lc, err = dir.ClientConfig(d.ServiceAccount); err != nil {
-				dir.Close()
-				return nil, nil, err
-			}
-			lc.BindPassword = servicePassword
-		} else {
-			lc = ldapbind.Config{URL: dir.URL(), UserDNTemplate: "cn={username},ou=" + d.Groups[0].Name + ",ou=users," + d.BaseDN}
+		// The fixtures require a service account with entries: glauth
+		// puts each user's primary group in the DN, so only a search
+		// finds a user's DN.
+		if lc, err = dir.ClientConfig(d.ServiceAccount); err != nil {
+			dir.Close()
+			return nil, nil, err
 		}
+		lc.BindPassword = servicePassword
 	}
 	lc.StartTLS, lc.CAFile, lc.InsecureTLS, lc.Timeout = cfg.LDAPStartTLS, cfg.LDAPCAFile, cfg.LDAPInsecureTLS, cfg.LDAPTimeout
 	c, err := ldapbind.New(lc)
@@ -193,9 +196,8 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 	if c := a.ldapClient(); c == nil {
 		body["directory"] = "none"
 	} else {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := c.Ping(ctx); err != nil {
+		// Ping is bounded by --ldap-timeout, as a login is.
+		if err := c.Ping(r.Context()); err != nil {
 			status = http.StatusServiceUnavailable
 			body["status"] = "unavailable"
 			body["directory"] = "unavailable: " + err.Error()

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/hex"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -15,8 +18,28 @@ import (
 // the embedded directory seeded from fixtures/default.yaml: same names,
 // groups (so the same DNs), attributes, capabilities and passwords.
 func TestComposeGlauthConfigAgreesWithFixtures(t *testing.T) {
+	data, err := os.ReadFile("../../deploy/glauth/config.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGlauthConfig(t, string(data))
+}
+
+// What "ircam-auth glauth-config" prints agrees with the fixtures too.
+func TestGlauthConfigCommand(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"glauth-config"}, env(nil), nil, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	checkGlauthConfig(t, out.String())
+}
+
+// checkGlauthConfig checks a glauth TOML configuration against the
+// default fixtures.
+func checkGlauthConfig(t *testing.T, doc string) {
+	t.Helper()
 	var compose glauthcfg.Config
-	if _, err := toml.DecodeFile("../../deploy/glauth/config.cfg", &compose); err != nil {
+	if _, err := toml.Decode(doc, &compose); err != nil {
 		t.Fatal(err)
 	}
 	f, err := loadFixtures(config0())

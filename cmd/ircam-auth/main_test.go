@@ -249,3 +249,33 @@ func TestCheckFixtures(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestHealthcheckCommand(t *testing.T) {
+	s := startRun(t, testArgs(t), nil)
+	listen := strings.TrimPrefix(s.base, "http://")
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"healthcheck", "--listen", listen}, env(nil), nil, &out, io.Discard); err != nil {
+		t.Fatalf("healthcheck of a running server: %v", err)
+	}
+	if !strings.Contains(out.String(), `"status":"ok"`) {
+		t.Errorf("output %q", out.String())
+	}
+	// IRCAM_AUTH_LISTEN is its default, as in the container.
+	if err := run(context.Background(), []string{"healthcheck"}, env(map[string]string{"IRCAM_AUTH_LISTEN": listen}), nil, io.Discard, io.Discard); err != nil {
+		t.Errorf("healthcheck with IRCAM_AUTH_LISTEN: %v", err)
+	}
+	err := run(context.Background(), []string{"healthcheck", "--listen", freeAddr(t)}, env(nil), nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "healthcheck") {
+		t.Errorf("healthcheck of nothing: %v", err)
+	}
+	if err := run(context.Background(), []string{"healthcheck", "--listen", "nohost"}, env(nil), nil, io.Discard, io.Discard); err == nil {
+		t.Error("a bad --listen was accepted")
+	}
+	// A server whose directory is down answers 503: unhealthy.
+	down := newTestServer(t)
+	down.app.dir.Close()
+	err = run(context.Background(), []string{"healthcheck", "--listen", strings.TrimPrefix(down.URL, "http://")}, env(nil), nil, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), "directory") {
+		t.Errorf("healthcheck with the directory down: %v", err)
+	}
+}

@@ -40,11 +40,7 @@ func (a *app) reload(ctx context.Context) error {
 	}
 	before := a.users.All()
 	clientsBefore := a.clients.All()
-	var dir users.Directory
-	if a.ldap != nil {
-		dir = a.ldap
-	}
-	a.users.Replace(fx.Users, dir)
+	a.users.Replace(fx.Users, a.userDirectory())
 	a.clients.Replace(fx.Clients)
 	revoked := 0
 	for _, u := range before {

@@ -171,7 +171,7 @@ func (c *Client) authenticate(ctx context.Context, username, password string) (E
 		return Entry{}, classify("bind as user", err)
 	}
 	if entry == nil {
-		entry = c.readOwnEntry(ctx, conn, dn, username)
+		entry = c.readOwnEntry(ctx, conn, dn)
 	}
 	return toEntry(dn, username, entry), nil
 }
@@ -299,9 +299,7 @@ func (c *Client) search(conn conn, username string) (*ldap.Entry, error) {
 // readOwnEntry reads the profile attributes in bind-template mode, first
 // as the user, then as the service account. A directory that lets neither
 // read the entry leaves the profile to the fixtures.
-// With a base DN and user filter also configured, the entry is found by
-// search when the directory has no base-scoped read.
-func (c *Client) readOwnEntry(ctx context.Context, userConn conn, dn, username string) *ldap.Entry {
+func (c *Client) readOwnEntry(ctx context.Context, userConn conn, dn string) *ldap.Entry {
 	req := ldap.NewSearchRequest(dn, ldap.ScopeBaseObject, ldap.NeverDerefAliases,
 		1, int(c.cfg.Timeout/time.Second), false, "(objectClass=*)", attributes, nil)
 	if res, err := userConn.Search(req); err == nil && len(res.Entries) == 1 {
@@ -321,13 +319,6 @@ func (c *Client) readOwnEntry(ctx context.Context, userConn conn, dn, username s
 	}
 	if res, err := conn.Search(req); err == nil && len(res.Entries) == 1 {
 		return res.Entries[0]
-	}
-	// Some directories (glauth) answer no base-scoped read of an entry:
-	// find it by the user filter, as the service account.
-	if c.cfg.BaseDN != "" && c.cfg.UserFilter != "" {
-		if e, err := c.search(conn, username); err == nil && strings.EqualFold(e.DN, dn) {
-			return e
-		}
 	}
 	return nil
 }

@@ -137,7 +137,8 @@ func (d *Directory) Restart(ctx context.Context) error {
 
 // whoAmI answers the Who-am-I operation with success, so ldapwhoami works
 // after a bind. glauth's LDAP server cannot send a response value, so
-// ldapwhoami prints "anonymous": the bind is what proved the password.
+// ldapwhoami prints "Result: Success (0)" rather than the DN: the bind is
+// what proved the password.
 type whoAmI struct{}
 
 func (whoAmI) Extended(boundDN string, req glauthldap.ExtendedRequest, _ net.Conn) (glauthldap.LDAPResultCode, error) {

@@ -69,15 +69,10 @@ func StartGlauth(t testing.TB) *Server {
 			Groups: []string{"people"},
 		})
 	}
-	start := func() *ldapbind.Directory {
-		d, err := ldapbind.StartDirectory(context.Background(), cfg)
-		if err != nil {
-			t.Fatalf("start glauth: %v", err)
-		}
-		return d
+	d, err := ldapbind.StartDirectory(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("start glauth: %v", err)
 	}
-	d := start()
-	cfg.Listen = d.Addr() // restarts reuse the address
 	search, err := d.ClientConfig(Search.UID)
 	if err != nil {
 		t.Fatal(err)
@@ -92,13 +87,15 @@ func StartGlauth(t testing.TB) *Server {
 			UserDNTemplate: "cn={username},ou=people,ou=users," + BaseDN,
 			BindDN:         search.BindDN,
 			BindPassword:   Search.Password,
-			BaseDN:         search.BaseDN,
-			UserFilter:     search.UserFilter,
 		},
 		UserDN: d.UserDN,
 	}
 	s.Stop = func() { d.Close() }
-	s.Start = func() { d = start() }
+	s.Start = func() {
+		if err := d.Restart(context.Background()); err != nil {
+			t.Fatalf("restart glauth: %v", err)
+		}
+	}
 	t.Cleanup(func() { d.Close() })
 	return s
 }

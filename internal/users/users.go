@@ -217,15 +217,12 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (Us
 		}
 		return u, MethodLocal, nil
 	}
-	if password == "" || username == "" {
-		// Refused before any LDAP call: an empty password is an anonymous bind.
-		s.spendBcrypt(password)
-		return User{}, MethodLDAP, ErrInvalidCredentials
-	}
 	s.mu.RLock()
 	dir := s.dir
 	s.mu.RUnlock()
-	if dir == nil {
+	if password == "" || username == "" || dir == nil {
+		// Refused before any LDAP call (an empty password is an anonymous
+		// bind), in the time of a wrong password.
 		s.spendBcrypt(password)
 		return User{}, MethodLDAP, ErrInvalidCredentials
 	}
@@ -248,9 +245,7 @@ func (s *Store) Authenticate(ctx context.Context, username, password string) (Us
 			s.spendBcrypt(password)
 		}
 		return User{}, MethodLDAP, ErrInvalidCredentials
-	case errors.Is(err, ldapbind.ErrUnavailable):
-		return User{}, MethodLDAP, fmt.Errorf("%w: %v", ErrDirectoryUnavailable, err)
-	case err != nil:
+	case err != nil: // ldapbind.ErrUnavailable, or anything unforeseen
 		return User{}, MethodLDAP, fmt.Errorf("%w: %v", ErrDirectoryUnavailable, err)
 	}
 	return s.fromDirectory(name, entry), MethodLDAP, nil
