@@ -222,9 +222,8 @@ func callbackParams(t *testing.T, resp *http.Response) (code, state string) {
 	return q.Get("code"), q.Get("state")
 }
 
-// profileOf reads /profile/ with the token, as the django-allauth
-// provider does, into a map to check JSON types too.
-func profileOf(t *testing.T, server string, tok *oauth2.Token) map[string]any {
+// getProfile GETs /profile/ with the token as a Bearer token.
+func getProfile(t *testing.T, server string, tok *oauth2.Token) *http.Response {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, server+"/profile/", nil)
 	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
@@ -232,6 +231,14 @@ func profileOf(t *testing.T, server string, tok *oauth2.Token) map[string]any {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return resp
+}
+
+// profileOf reads /profile/ with the token, as the django-allauth
+// provider does, into a map to check JSON types too.
+func profileOf(t *testing.T, server string, tok *oauth2.Token) map[string]any {
+	t.Helper()
+	resp := getProfile(t, server, tok)
 	defer resp.Body.Close()
 	var p map[string]any
 	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil || resp.StatusCode != 200 {

@@ -121,12 +121,7 @@ func TestReload(t *testing.T) {
 
 func profileStatus(t *testing.T, server string, tok *oauth2.Token) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, server+"/profile/", nil)
-	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := getProfile(t, server, tok)
 	resp.Body.Close()
 	return resp.StatusCode
 }
