@@ -18,7 +18,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -122,7 +121,6 @@ type Server struct {
 	base         string // PublicURL without its trailing slash; "" for relative URLs
 	secureCookie bool   // PublicURL is https
 	pkceRequired bool
-	sessionTTL   time.Duration
 	sessions     *sessionStore
 	pages        map[page]*template.Template
 	cop          *http.CrossOriginProtection
@@ -141,9 +139,7 @@ func New(cfg Config) (*Server, error) {
 		clients: cfg.Clients, users: cfg.Users, codes: cfg.Codes, throttle: cfg.Throttle,
 		log: cfg.Logger, now: cfg.Now,
 		base:         strings.TrimRight(cfg.PublicURL, "/"),
-		secureCookie: strings.HasPrefix(cfg.PublicURL, "https:"),
 		pkceRequired: cfg.PKCERequired,
-		sessionTTL:   cfg.SessionTTL,
 		pages:        pages,
 		cop:          http.NewCrossOriginProtection(),
 	}
@@ -153,18 +149,21 @@ func New(cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if s.sessionTTL == 0 {
-		s.sessionTTL = DefaultSessionTTL
+	ttl := cfg.SessionTTL
+	if ttl == 0 {
+		ttl = DefaultSessionTTL
 	}
+	s.sessions = newSessionStore(s.now, ttl)
 	if cfg.PublicURL != "" {
-		u, _ := url.Parse(cfg.PublicURL) // checked by Validate
+		// In lower case, as browsers send it; Validate checked the URL.
+		origin, _ := clients.Origin(cfg.PublicURL)
+		s.secureCookie = strings.HasPrefix(origin, "https://")
 		// Behind a proxy the Host header may not be the public host.
-		if err := s.cop.AddTrustedOrigin(u.Scheme + "://" + u.Host); err != nil {
+		if err := s.cop.AddTrustedOrigin(origin); err != nil {
 			return nil, fmt.Errorf("authorize: PublicURL: %w", err)
 		}
 	}
 	s.cop.SetDenyHandler(http.HandlerFunc(s.crossOrigin))
-	s.sessions = newSessionStore(s.now, s.sessionTTL)
 	return s, nil
 }
 
@@ -179,6 +178,12 @@ func (s *Server) Register(mux *http.ServeMux) {
 
 // url returns the browser-facing URL of path, which starts with "/".
 func (s *Server) url(path string) string { return s.base + path }
+
+// setSessionCookie gives the browser the cookie of session id, which
+// lasts as long as the session of username does.
+func (s *Server) setSessionCookie(w http.ResponseWriter, r *http.Request, id, username string) {
+	http.SetCookie(w, sessionCookie(id, s.sessions.lifetime(username), s.secure(r)))
+}
 
 // secure reports whether cookies set in answer to r get the Secure flag.
 func (s *Server) secure(r *http.Request) bool { return r.TLS != nil || s.secureCookie }
@@ -218,7 +223,7 @@ func (s *Server) validate(w http.ResponseWriter, r *http.Request) (*authRequest,
 		return req, true
 	case errors.As(err, &pe):
 		s.log.Info("authorization request refused", "reason", pe.msg)
-		s.errorPage(w, pe.status, "Invalid authorization request", pe.msg, "", "")
+		s.errorPage(w, http.StatusBadRequest, "Invalid authorization request", pe.msg, "", "")
 	case errors.As(err, &re):
 		s.log.Info("authorization request refused", "client_id", req.client.ID, "error", re.code, "reason", re.desc)
 		s.redirectError(w, r, req, re.code, re.desc)
@@ -287,7 +292,7 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, req *authRequ
 	if !haveSession {
 		var id string
 		id, sess = s.sessions.create(0, "")
-		http.SetCookie(w, sessionCookie(id, min(s.sessionTTL, anonTTL), s.secure(r)))
+		s.setSessionCookie(w, r, id, sess.username)
 	}
 	s.render(w, status, pageLogin, redirectOrigin(req.redirectURI), pageData{
 		Title: "Sign in to " + req.client.Name, ClientName: req.client.Name,
@@ -356,12 +361,8 @@ func (s *Server) authorizePost(w http.ResponseWriter, r *http.Request) {
 			s.action(req), "Start again")
 		return
 	}
-	_, isLogin := form["password"]
-	if !isLogin {
-		_, isLogin = form["username"]
-	}
 	switch {
-	case isLogin:
+	case form.Has("username") || form.Has("password"):
 		s.login(w, r, req, sess, form)
 	case !sess.loggedIn():
 		s.showLogin(w, r, req, true, sess, http.StatusOK, "", "")
@@ -404,7 +405,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, req *authRequest,
 			retry := throttle.RetryAfter(err)
 			status, reason = http.StatusTooManyRequests, "too many failed attempts"
 			msg = "Too many failed attempts; try again in " + throttle.InMinutes(retry) + "."
-			w.Header().Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
+			w.Header().Set("Retry-After", throttle.InSeconds(retry))
 		default:
 			status, msg, reason = http.StatusServiceUnavailable, "The user directory is unavailable; try again later.", "directory unavailable"
 		}
@@ -422,7 +423,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, req *authRequest,
 		s.sessions.delete(c.Value)
 	}
 	id, _ := s.sessions.create(u.ID, u.Username)
-	http.SetCookie(w, sessionCookie(id, s.sessionTTL, s.secure(r)))
+	s.setSessionCookie(w, r, id, u.Username)
 	setCommonHeaders(w.Header())
 	http.Redirect(w, r, s.action(req), http.StatusSeeOther)
 }
@@ -475,17 +476,14 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 // registered redirect origin, and "/" otherwise.
 func (s *Server) safeNext(next string) string {
 	home := s.url("/")
-	if next == "" || strings.ContainsAny(next, "\\") || strings.ContainsFunc(next, isControl) {
+	if next == "" || strings.Contains(next, `\`) || strings.ContainsFunc(next, isControl) {
 		// Browsers read "\" as "/" and drop tabs and newlines: "/\evil"
 		// and "/\t/evil" both mean "//evil".
 		return home
 	}
 	if next[0] == '/' {
-		if strings.HasPrefix(next, "//") {
-			return home
-		}
-		u, err := url.Parse(next)
-		if err != nil || u.Scheme != "" || u.Host != "" {
+		// A path; "//host" would be another site.
+		if _, err := url.Parse(next); err != nil || strings.HasPrefix(next, "//") {
 			return home
 		}
 		return next
@@ -494,7 +492,7 @@ func (s *Server) safeNext(next string) string {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Opaque != "" {
 		return home
 	}
-	if !s.clients.IsRegisteredOrigin(u.Scheme + "://" + strings.ToLower(u.Host)) {
+	if !s.clients.IsRegisteredOrigin(u.Scheme + "://" + u.Host) {
 		return home
 	}
 	return u.String()

@@ -44,7 +44,7 @@ func TestFullFlow(t *testing.T) {
 			if f.labels["username"] == "" || f.labels["password"] == "" {
 				t.Errorf("inputs without labels: %v", f.labels)
 			}
-			before := sessionCookieOf(t, r)
+			before := r.sessionCookie()
 			if before == nil {
 				t.Fatal("login page set no session cookie")
 			}
@@ -67,7 +67,8 @@ func TestFullFlow(t *testing.T) {
 			if _, ok := f.buttons["deny"]; !ok {
 				t.Errorf("consent form has no deny button: %v", f.buttons)
 			}
-			if !strings.Contains(r.body, "read") {
+			// The scope list, not the form action, which carries scope= too.
+			if !strings.Contains(r.body, "<strong>read</strong>") {
 				t.Error("consent page does not name the scope")
 			}
 
@@ -92,9 +93,7 @@ func TestFullFlow(t *testing.T) {
 			}
 			// A scope not yet approved asks again.
 			r = e.get(c, authorizeURL("response_type", "code", "client_id", "mezzo", "scope", "read write"))
-			if r.StatusCode != http.StatusOK || !strings.Contains(r.body, "write") {
-				t.Errorf("new scope: status %d, want the consent page", r.StatusCode)
-			}
+			wantPage(t, r, "<strong>write</strong>", "new scope: the consent page")
 			logs := e.logs.String()
 			if strings.Contains(logs, alicePassword) {
 				t.Error("password in the logs")
@@ -119,10 +118,7 @@ func TestDeny(t *testing.T) {
 		t.Error("a code was issued after deny")
 	}
 	// Deny does not approve: the next request asks again.
-	r = e.get(c, authorizeURL("response_type", "code", "client_id", "mezzo"))
-	if r.StatusCode != http.StatusOK || !strings.Contains(r.body, "Authorize Mezzo") {
-		t.Errorf("after deny: status %d, want the consent page", r.StatusCode)
-	}
+	wantPage(t, e.get(c, authorizeURL("response_type", "code", "client_id", "mezzo")), "Authorize Mezzo", "after deny: the consent page")
 }
 
 func TestSkipAuthorization(t *testing.T) {
@@ -386,6 +382,17 @@ func TestCrossOriginPost(t *testing.T) {
 			}
 		})
 	}
+	t.Run("from the public URL, in other case", func(t *testing.T) {
+		e := newEnv(t, false, func(c *Config) { c.PublicURL = "http://Auth.Example:9000/" })
+		c := e.browser()
+		f := parseForm(t, e.get(c, path))
+		f.action, _ = url.Parse(e.srv.URL + "/o/authorize/?" + f.action.RawQuery)
+		// Behind the proxy the Host header is the server's, not the public one.
+		r := e.submit(c, f, creds, "", "Origin", "http://auth.example:9000", "Sec-Fetch-Site", "cross-site")
+		if r.StatusCode != http.StatusSeeOther {
+			t.Errorf("status %d, want 303 after the login: the public origin is trusted", r.StatusCode)
+		}
+	})
 	t.Run("logout", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/accounts/logout/", nil)
 		req.Header.Set("Origin", "https://evil.example")
@@ -470,12 +477,13 @@ func TestCookieAttributes(t *testing.T) {
 		{"tls", true, "", true},
 		{"https public url", false, "https://auth.example/", true},
 		{"http public url", false, "http://localhost:9000", false},
+		{"https public url in capitals", false, "HTTPS://Auth.Example/", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, tc.tls, func(c *Config) { c.PublicURL = tc.publicURL })
 			check := func(r response, what string) {
 				t.Helper()
-				ck := sessionCookieOf(t, r)
+				ck := r.sessionCookie()
 				if ck == nil {
 					t.Fatalf("%s: no %s cookie in %q", what, CookieName, r.Header.Values("Set-Cookie"))
 				}
@@ -493,9 +501,9 @@ func TestCookieAttributes(t *testing.T) {
 			c.Jar = nil
 			r := e.get(c, authorizeURL("response_type", "code", "client_id", "mezzo"))
 			check(r, "login page")
-			cookie := CookieName + "=" + sessionCookieOf(t, r).Value
-			if len(sessionCookieOf(t, r).Value) != 43 {
-				t.Errorf("cookie value %q is not 32 bytes base64url", sessionCookieOf(t, r).Value)
+			cookie := CookieName + "=" + r.sessionCookie().Value
+			if len(r.sessionCookie().Value) != 43 {
+				t.Errorf("cookie value %q is not 32 bytes base64url", r.sessionCookie().Value)
 			}
 			f := parseForm(t, r)
 			// Without a public URL the form action is relative.
@@ -513,7 +521,7 @@ func TestCookieAttributes(t *testing.T) {
 			check(r, "login")
 			r = e.get(c, "/accounts/logout/")
 			check(r, "logout")
-			if ck := sessionCookieOf(t, r); ck.MaxAge >= 0 {
+			if ck := r.sessionCookie(); ck == nil || ck.MaxAge >= 0 {
 				t.Errorf("logout cookie %q does not expire", ck.String())
 			}
 		})
@@ -559,6 +567,8 @@ func TestSecurityHeaders(t *testing.T) {
 				if !strings.Contains(csp, "form-action 'self' https://example.org;") {
 					t.Errorf("CSP %q: form-action must allow the redirect to the client", csp)
 				}
+			} else if !strings.Contains(csp, "form-action 'none';") {
+				t.Errorf("CSP %q: a page without a form allows form actions", csp)
 			}
 			// The inline style sheet carries the nonce of the header.
 			_, n, _ := strings.Cut(csp, "'nonce-")
@@ -591,6 +601,8 @@ func TestLogout(t *testing.T) {
 		{"no slash", "evil.example", "/"},
 		{"javascript", "javascript:alert(1)", "/"},
 		{"registered origin", "https://example.org/home", "https://example.org/home"},
+		{"registered origin in capitals", "HTTPS://EXAMPLE.org/home", "https://EXAMPLE.org/home"},
+		{"origin registered in capitals", "https://caps.example/x", "https://caps.example/x"},
 		{"registered origin with port", "http://localhost:8000/", "http://localhost:8000/"},
 		{"registered host other port", "http://localhost:8001/", "/"},
 		{"registered origin other scheme", "http://example.org/", "/"},
@@ -622,10 +634,7 @@ func TestLogout(t *testing.T) {
 					t.Errorf("status %d Location %q, want 302 %q", r.StatusCode, r.Header.Get("Location"), tc.want)
 				}
 				// The session is over: authorize shows the login page again.
-				r = e.get(c, authorizeURL("response_type", "code", "client_id", "trusted"))
-				if r.StatusCode != http.StatusOK || !strings.Contains(r.body, "Sign in to Trusted") {
-					t.Errorf("after logout: status %d, want the login page", r.StatusCode)
-				}
+				wantPage(t, e.get(c, authorizeURL("response_type", "code", "client_id", "trusted")), "Sign in to Trusted", "after logout: the login page")
 			})
 		}
 	}
@@ -640,12 +649,10 @@ func TestLogoutRedirect(t *testing.T) {
 	if r.StatusCode != http.StatusFound || r.Header.Get("Location") != "https://app.example/" {
 		t.Errorf("status %d Location %q", r.StatusCode, r.Header.Get("Location"))
 	}
-	if ck := sessionCookieOf(t, r); ck == nil || ck.MaxAge >= 0 {
+	if ck := r.sessionCookie(); ck == nil || ck.MaxAge >= 0 {
 		t.Error("session cookie not expired")
 	}
-	if r := e.get(c, authorizeURL("response_type", "code", "client_id", "trusted")); r.StatusCode != http.StatusOK {
-		t.Errorf("after logout_redirect: status %d, want the login page", r.StatusCode)
-	}
+	wantPage(t, e.get(c, authorizeURL("response_type", "code", "client_id", "trusted")), "Sign in to Trusted", "after logout_redirect: the login page")
 	r = e.get(c, "/logout_redirect/nobody")
 	if r.StatusCode != http.StatusNotFound || r.Header.Get("Location") != "" || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") {
 		t.Errorf("unknown name: status %d Location %q", r.StatusCode, r.Header.Get("Location"))
@@ -736,7 +743,7 @@ func TestHostileInput(t *testing.T) {
 	t.Run("junk cookie", func(t *testing.T) {
 		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+authorizeURL("response_type", "code", "client_id", "mezzo"), nil)
 		req.AddCookie(&http.Cookie{Name: CookieName, Value: strings.Repeat("A", 43)})
-		if r := e.do(e.noRedirect(), req); r.StatusCode != http.StatusOK || sessionCookieOf(t, r) == nil {
+		if r := e.do(e.noRedirect(), req); r.StatusCode != http.StatusOK || r.sessionCookie() == nil {
 			t.Errorf("status %d, want the login page with a fresh cookie", r.StatusCode)
 		}
 	})
@@ -750,9 +757,7 @@ func TestSessionExpiry(t *testing.T) {
 	e.clock.Advance(time.Hour)
 	location(t, e.get(c, path)) // still signed in
 	e.clock.Advance(time.Hour)
-	if r := e.get(c, path); r.StatusCode != http.StatusOK || !strings.Contains(r.body, "Sign in") {
-		t.Errorf("after the TTL: status %d, want the login page", r.StatusCode)
-	}
+	wantPage(t, e.get(c, path), "Sign in", "after the TTL: the login page")
 	// The login form's session lasts an hour at most.
 	f := parseForm(t, e.get(c, path))
 	e.clock.Advance(61 * time.Minute)

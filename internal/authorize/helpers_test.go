@@ -80,6 +80,8 @@ var testClients = []fixtures.Client{
 		RedirectURIs: []string{"https://limited.example/cb"}},
 	{ClientID: "ci", ClientSecret: "s5", Name: "CI", LoginHint: true,
 		RedirectURIs: []string{"http://ci.example:8080/cb"}},
+	{ClientID: "caps", ClientSecret: "s6", Name: "Caps",
+		RedirectURIs: []string{"HTTPS://Caps.Example/cb"}},
 }
 
 type env struct {
@@ -323,14 +325,23 @@ func location(t *testing.T, r response) *url.URL {
 	return u
 }
 
-func sessionCookieOf(t *testing.T, r response) *http.Cookie {
-	t.Helper()
+// sessionCookie returns the session cookie r sets, or nil.
+func (r response) sessionCookie() *http.Cookie {
 	for _, c := range r.Cookies() {
 		if c.Name == CookieName {
 			return c
 		}
 	}
 	return nil
+}
+
+// wantPage fails t unless r is a 200 page that contains text; what says
+// which page was wanted.
+func wantPage(t *testing.T, r response, text, what string) {
+	t.Helper()
+	if r.StatusCode != http.StatusOK || !strings.Contains(r.body, text) {
+		t.Errorf("%s: status %d, want the page with %q:\n%s", what, r.StatusCode, text, r.body)
+	}
 }
 
 var errBoom = errors.New("boom")

@@ -2,12 +2,11 @@ package authorize
 
 import (
 	"bytes"
-	"crypto/rand"
 	"embed"
-	"encoding/base64"
 	"fmt"
 	"html/template"
 	"net/http"
+	"strings"
 )
 
 //go:embed templates/*.html
@@ -77,20 +76,16 @@ func parseTemplates() (map[page]*template.Template, error) {
 // redirecting to: Chromium applies form-action to the redirects that
 // follow a form submission.
 func (s *Server) render(w http.ResponseWriter, status int, p page, formOrigin string, d pageData) {
-	d.Nonce = nonce()
+	d.Nonce = randomToken()
 	var buf bytes.Buffer
 	if err := s.pages[p].ExecuteTemplate(&buf, "layout", d); err != nil {
 		s.log.Error("render page", "page", string(p), "err", err)
 		http.Error(w, "internal error rendering the page", http.StatusInternalServerError)
 		return
 	}
-	formAction := "'none'"
-	switch {
-	case p == pageError:
-	case formOrigin != "":
-		formAction = "'self' " + formOrigin
-	default:
-		formAction = "'self'"
+	formAction := "'none'" // the error page has no form
+	if p != pageError {
+		formAction = strings.TrimSpace("'self' " + formOrigin)
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
@@ -113,10 +108,4 @@ func setCommonHeaders(h http.Header) {
 // errorPage shows msg on an HTML page; link, when set, offers a way on.
 func (s *Server) errorPage(w http.ResponseWriter, status int, title, msg, link, linkText string) {
 	s.render(w, status, pageError, "", pageData{Title: title, Message: msg, Link: link, LinkText: linkText})
-}
-
-func nonce() string {
-	b := make([]byte, 16)
-	rand.Read(b)
-	return base64.RawURLEncoding.EncodeToString(b)
 }

@@ -1,7 +1,6 @@
 package authorize
 
 import (
-	"net/http"
 	"net/url"
 	"regexp"
 	"slices"
@@ -24,12 +23,9 @@ type authRequest struct {
 	query          url.Values // the whole request, to carry through the forms
 }
 
-// badRequest is an error shown as an HTML page at the server: the request
-// cannot be trusted to redirect anywhere (RFC 6749 §4.1.2.1).
-type badRequest struct {
-	status int
-	msg    string
-}
+// badRequest is an error shown as an HTML 400 page at the server: the
+// request cannot be trusted to redirect anywhere (RFC 6749 §4.1.2.1).
+type badRequest struct{ msg string }
 
 func (e *badRequest) Error() string { return e.msg }
 
@@ -58,21 +54,21 @@ var pkceChallenge = regexp.MustCompile(`^[A-Za-z0-9\-._~]{43,128}$`)
 func (s *Server) parseRequest(rawQuery string) (*authRequest, error) {
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
-		return nil, &badRequest{http.StatusBadRequest, "The authorization request is malformed: its query string cannot be parsed."}
+		return nil, &badRequest{"The authorization request is malformed: its query string cannot be parsed."}
 	}
 	if len(q["client_id"]) > 1 {
-		return nil, &badRequest{http.StatusBadRequest, "The authorization request repeats the client_id parameter."}
+		return nil, &badRequest{"The authorization request repeats the client_id parameter."}
 	}
 	clientID := q.Get("client_id")
 	if clientID == "" {
-		return nil, &badRequest{http.StatusBadRequest, "The authorization request has no client_id parameter."}
+		return nil, &badRequest{"The authorization request has no client_id parameter."}
 	}
 	c, ok := s.clients.Lookup(clientID)
 	if !ok {
-		return nil, &badRequest{http.StatusBadRequest, "The application asking you to sign in is not registered here (unknown client_id)."}
+		return nil, &badRequest{"The application asking you to sign in is not registered here (unknown client_id)."}
 	}
 	if len(q["redirect_uri"]) > 1 {
-		return nil, &badRequest{http.StatusBadRequest, "The authorization request repeats the redirect_uri parameter."}
+		return nil, &badRequest{"The authorization request repeats the redirect_uri parameter."}
 	}
 	raw := q.Get("redirect_uri")
 	redirect, ok := c.RedirectURI(raw)
@@ -81,7 +77,7 @@ func (s *Server) parseRequest(rawQuery string) (*authRequest, error) {
 		if raw == "" {
 			msg = "The authorization request has no redirect_uri, and " + c.Name + " has more than one registered."
 		}
-		return nil, &badRequest{http.StatusBadRequest, msg}
+		return nil, &badRequest{msg}
 	}
 	req := &authRequest{
 		client: c, redirectURI: redirect, rawRedirectURI: raw,
@@ -158,18 +154,15 @@ func clientRedirect(redirectURI string, params url.Values) string {
 	return u.String()
 }
 
-// redirectOrigin returns scheme://host of a redirect URI, for the CSP, or
-// "" when it has no such origin or one unfit for a header.
+// redirectOrigin returns the origin of a redirect URI, for the CSP, or ""
+// when it has no http(s) origin or one unfit for a header.
 func redirectOrigin(redirectURI string) string {
-	u, err := url.Parse(redirectURI)
-	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-		return ""
-	}
-	o := u.Scheme + "://" + u.Host
-	if !cspSource.MatchString(o) {
+	o, ok := clients.Origin(redirectURI)
+	if !ok || !cspSource.MatchString(o) {
 		return ""
 	}
 	return o
 }
 
-var cspSource = regexp.MustCompile(`^https?://[A-Za-z0-9.\-:\[\]]+$`)
+// cspSource is an http(s) origin that may stand in a CSP header as it is.
+var cspSource = regexp.MustCompile(`^https?://[a-z0-9.\-:\[\]]+$`)

@@ -78,7 +78,8 @@ func newSessionStore(now func() time.Time, ttl time.Duration) *sessionStore {
 
 func sessionKey(id string) [sha256.Size]byte { return sha256.Sum256([]byte(id)) }
 
-// randomToken returns tokenBytes random bytes, base64url without padding.
+// randomToken returns tokenBytes random bytes, base64url without padding:
+// session ids, CSRF tokens and CSP nonces.
 func randomToken() string {
 	b := make([]byte, tokenBytes)
 	rand.Read(b) // never returns an error; crashes the program if the OS can't give randomness
@@ -120,17 +121,22 @@ func (st *sessionStore) get(id string) (session, bool) {
 	return cp, true
 }
 
+// lifetime is how long a session of username lasts: an anonymous one
+// (username "") at most anonTTL.
+func (st *sessionStore) lifetime(username string) time.Duration {
+	if username == "" {
+		return min(st.ttl, anonTTL)
+	}
+	return st.ttl
+}
+
 // create stores a new session and returns its id. An empty username makes
 // an anonymous session with a shorter life.
 func (st *sessionStore) create(userID int64, username string) (string, session) {
 	id := randomToken()
-	ttl := st.ttl
-	if username == "" {
-		ttl = min(ttl, anonTTL)
-	}
 	now := st.now()
 	s := &session{userID: userID, username: username, csrf: randomToken(),
-		expires: now.Add(ttl), approvals: map[string][]string{}}
+		expires: now.Add(st.lifetime(username)), approvals: map[string][]string{}}
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if now.Sub(st.lastPurge) >= purgeEvery || len(st.byKey) >= maxSessions {

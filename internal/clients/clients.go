@@ -76,18 +76,27 @@ func (c Client) RedirectURI(requested string) (string, bool) {
 	return "", false
 }
 
-// Origins returns the scheme://host[:port] of each redirect URI.
+// Origins returns the origin of each redirect URI, as Origin gives it,
+// without repeats.
 func (c Client) Origins() []string {
 	var out []string
 	for _, r := range c.RedirectURIs {
-		if u, err := url.Parse(r); err == nil && u.Scheme != "" && u.Host != "" {
-			o := u.Scheme + "://" + u.Host
-			if !slices.Contains(out, o) {
-				out = append(out, o)
-			}
+		if o, ok := Origin(r); ok && !slices.Contains(out, o) {
+			out = append(out, o)
 		}
 	}
 	return out
+}
+
+// Origin returns the origin of an absolute URL, scheme://host[:port] with
+// the scheme and host in lower case (they compare case-insensitively), and
+// false when rawURL has none.
+func Origin(rawURL string) (string, bool) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return "", false
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host), true
 }
 
 // Registry is the set of clients, safe for concurrent use and replaceable
@@ -144,17 +153,17 @@ func (r *Registry) Authenticate(id, secret string) (Client, bool) {
 	return c, true
 }
 
-// ByName finds a client by its display name, case-insensitively (the
-// /logout_redirect/<client name> path).
+// ByName finds a client by its display name, case-insensitively, or else
+// by its id (the /logout_redirect/<client name> path). Names need not be
+// unique: the client with the smallest id wins.
 func (r *Registry) ByName(name string) (Client, bool) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	for _, c := range r.byID {
-		if strings.EqualFold(c.Name, name) || c.ID == name {
+	all := r.All()
+	for _, c := range all {
+		if strings.EqualFold(c.Name, name) {
 			return c, true
 		}
 	}
-	return Client{}, false
+	return r.Lookup(name)
 }
 
 // All returns every client, by id.
@@ -169,11 +178,17 @@ func (r *Registry) All() []Client {
 	return out
 }
 
-// IsRegisteredOrigin reports whether origin (scheme://host[:port]) is the
-// origin of a redirect URI of some client.
+// IsRegisteredOrigin reports whether origin (scheme://host[:port], in any
+// case) is the origin of a redirect URI of some client.
 func (r *Registry) IsRegisteredOrigin(origin string) bool {
-	for _, c := range r.All() {
-		if slices.Contains(c.Origins(), origin) {
+	o, ok := Origin(origin)
+	if !ok {
+		return false
+	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for _, c := range r.byID {
+		if slices.Contains(c.Origins(), o) {
 			return true
 		}
 	}

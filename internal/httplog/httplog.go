@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 )
@@ -23,18 +24,17 @@ type fields struct {
 // Set adds key=value to the log line of the request whose context is ctx;
 // without the middleware it does nothing. Keys: client_id, user, grant_type.
 func Set(ctx context.Context, key, value string) {
-	if f, ok := ctx.Value(fieldsKey{}).(*fields); ok && value != "" {
-		f.mu.Lock()
-		for i, a := range f.attrs {
-			if a.Key == key {
-				f.attrs[i].Value = slog.StringValue(value)
-				f.mu.Unlock()
-				return
-			}
-		}
-		f.attrs = append(f.attrs, slog.String(key, value))
-		f.mu.Unlock()
+	f, ok := ctx.Value(fieldsKey{}).(*fields)
+	if !ok || value == "" {
+		return
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if i := slices.IndexFunc(f.attrs, func(a slog.Attr) bool { return a.Key == key }); i >= 0 {
+		f.attrs[i].Value = slog.StringValue(value)
+		return
+	}
+	f.attrs = append(f.attrs, slog.String(key, value))
 }
 
 // Middleware logs every request served by next.

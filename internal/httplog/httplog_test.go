@@ -55,13 +55,34 @@ func TestSetWithoutMiddlewareDoesNothing(t *testing.T) {
 	httplog.Set(context.Background(), "user", "alice") // must not panic
 }
 
-func TestStatusDefaultsTo200(t *testing.T) {
-	var buf testkit.SyncBuffer
-	h := httplog.Middleware(slog.New(slog.NewJSONHandler(&buf, nil)), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("ok"))
-	}))
-	h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/healthz", nil))
-	if !strings.Contains(buf.String(), `"status":200`) {
-		t.Errorf("log: %s", buf.String())
+func TestStatusAndLevel(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		handler http.HandlerFunc
+		want    string
+	}{
+		{"status defaults to 200", func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte("ok"))
+		}, `"level":"INFO","msg":"request","method":"GET","path":"/healthz","status":200`},
+		{"the first status written counts", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusNotFound)
+			w.WriteHeader(http.StatusInternalServerError) // ignored by net/http too
+		}, `"level":"INFO","msg":"request","method":"GET","path":"/healthz","status":404`},
+		{"a status after the body does not count", func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte("ok"))
+			w.WriteHeader(http.StatusInternalServerError)
+		}, `"status":200`},
+		{"a server error is logged as an error", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}, `"level":"ERROR","msg":"request","method":"GET","path":"/healthz","status":503`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf testkit.SyncBuffer
+			h := httplog.Middleware(slog.New(slog.NewJSONHandler(&buf, nil)), tc.handler)
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/healthz", nil))
+			if !strings.Contains(buf.String(), tc.want) {
+				t.Errorf("log %s lacks %s", buf.String(), tc.want)
+			}
+		})
 	}
 }

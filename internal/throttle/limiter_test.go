@@ -3,7 +3,6 @@ package throttle_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,8 +22,6 @@ func (s *slowUsers) Authenticate(context.Context, string, string) (users.User, u
 	<-s.release
 	return users.User{}, users.MethodLocal, users.ErrInvalidCredentials
 }
-
-func containsString(s, sub string) bool { return strings.Contains(s, sub) }
 
 // Memory stays bounded whatever the keys: at most maxKeys keys, each
 // with at most max timestamps.

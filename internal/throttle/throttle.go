@@ -25,6 +25,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 
@@ -80,6 +81,12 @@ func InMinutes(d time.Duration) string {
 		return "1 minute"
 	}
 	return fmt.Sprintf("%d minutes", n)
+}
+
+// InSeconds says d in whole seconds, rounded up: the value of a
+// Retry-After header.
+func InSeconds(d time.Duration) string {
+	return strconv.Itoa(int((d + time.Second - 1) / time.Second))
 }
 
 // Authenticator checks a password; *users.Store is one.

@@ -56,6 +56,17 @@ func newGuard(t *testing.T, perUser, perIP int, c *testkit.Clock) *throttle.Guar
 
 const addr = "192.0.2.1:40000"
 
+// failN makes n logins of user from addr with a wrong password, each of
+// which must fail with want.
+func failN(t *testing.T, g *throttle.Guard, a throttle.Authenticator, n int, user string, want error) {
+	t.Helper()
+	for i := range n {
+		if _, _, err := g.Authenticate(context.Background(), a, addr, user, "wrong"); !errors.Is(err, want) {
+			t.Fatalf("login %d of %s: %v, want %v", i+1, user, err, want)
+		}
+	}
+}
+
 func TestPerUserLimit(t *testing.T) {
 	c := newClock()
 	g := newGuard(t, 3, 0, c)
@@ -97,11 +108,7 @@ func TestPerUserLimit(t *testing.T) {
 		t.Fatalf("after the window: %v", err)
 	}
 	// The success reset bob's count: three more failures are allowed.
-	for i := range 3 {
-		if _, _, err := g.Authenticate(ctx, f, addr, "bob", "wrong"); !errors.Is(err, users.ErrInvalidCredentials) {
-			t.Fatalf("failure %d after a success: %v", i+1, err)
-		}
-	}
+	failN(t, g, f, 3, "bob", users.ErrInvalidCredentials)
 	if _, _, err := g.Authenticate(ctx, f, addr, "bob", "right"); !errors.Is(err, throttle.ErrTooManyAttempts) {
 		t.Fatalf("after 3 new failures: %v", err)
 	}
@@ -144,10 +151,9 @@ func TestUnavailableDoesNotCount(t *testing.T) {
 	c := newClock()
 	g := newGuard(t, 2, 2, c)
 	f := &fakeUsers{err: users.ErrDirectoryUnavailable}
-	for range 10 {
-		if _, _, err := g.Authenticate(context.Background(), f, addr, "bob", "pw"); !errors.Is(err, users.ErrDirectoryUnavailable) {
-			t.Fatalf("%v", err)
-		}
+	failN(t, g, f, 10, "bob", users.ErrDirectoryUnavailable)
+	if f.Checks() != 10 {
+		t.Errorf("%d checks, want 10", f.Checks())
 	}
 }
 
@@ -158,8 +164,7 @@ func TestRefusalsDoNotExtendTheLockout(t *testing.T) {
 	g := newGuard(t, 2, 0, c)
 	f := &fakeUsers{passwords: map[string]string{"bob": "right"}}
 	ctx := context.Background()
-	g.Authenticate(ctx, f, addr, "bob", "a")
-	g.Authenticate(ctx, f, addr, "bob", "b")
+	failN(t, g, f, 2, "bob", users.ErrInvalidCredentials)
 	for range 4 {
 		c.Advance(time.Minute)
 		if _, _, err := g.Authenticate(ctx, f, addr, "bob", "c"); !errors.Is(err, throttle.ErrTooManyAttempts) {
@@ -218,13 +223,10 @@ func TestDisabled(t *testing.T) {
 	g := newGuard(t, 0, 0, c)
 	var nilGuard *throttle.Guard
 	f := &fakeUsers{}
-	for range 100 {
-		if _, _, err := g.Authenticate(context.Background(), f, addr, "bob", "x"); !errors.Is(err, users.ErrInvalidCredentials) {
-			t.Fatal(err)
-		}
-		if _, _, err := nilGuard.Authenticate(context.Background(), f, addr, "bob", "x"); !errors.Is(err, users.ErrInvalidCredentials) {
-			t.Fatal(err)
-		}
+	failN(t, g, f, 100, "bob", users.ErrInvalidCredentials)
+	failN(t, nilGuard, f, 100, "bob", users.ErrInvalidCredentials)
+	if f.Checks() != 200 {
+		t.Errorf("%d checks, want 200", f.Checks())
 	}
 }
 
@@ -266,11 +268,7 @@ func TestUserKey(t *testing.T) {
 	if got := throttle.UserKey("Bob  Moog"); got != "bob moog" {
 		t.Errorf("UserKey = %q", got)
 	}
-	long := make([]byte, 10000)
-	for i := range long {
-		long[i] = 'a'
-	}
-	if got := throttle.UserKey(string(long)); len(got) > 256 {
+	if got := throttle.UserKey(strings.Repeat("a", 10000)); len(got) > 256 {
 		t.Errorf("a %d-byte key", len(got))
 	}
 }
@@ -287,13 +285,24 @@ func TestInMinutes(t *testing.T) {
 	}
 }
 
+func TestInSeconds(t *testing.T) {
+	cases := map[time.Duration]string{
+		time.Second: "1", time.Millisecond: "1", 1500 * time.Millisecond: "2", 5 * time.Minute: "300",
+	}
+	for d, want := range cases {
+		if got := throttle.InSeconds(d); got != want {
+			t.Errorf("InSeconds(%v) = %q, want %q", d, got, want)
+		}
+	}
+}
+
 func TestValidate(t *testing.T) {
-	_, err := throttle.New(throttle.Config{MaxFailuresPerUser: -1, MaxFailuresPerIP: -1, Window: -1})
+	_, err := throttle.New(throttle.Config{MaxFailuresPerUser: -1, MaxFailuresPerIP: -1, Window: -1, MaxKeys: -1})
 	if err == nil {
 		t.Fatal("negative limits accepted")
 	}
-	for _, want := range []string{"MaxFailuresPerUser", "MaxFailuresPerIP", "Window"} {
-		if !containsString(err.Error(), want) {
+	for _, want := range []string{"MaxFailuresPerUser", "MaxFailuresPerIP", "Window", "MaxKeys"} {
+		if !strings.Contains(err.Error(), want) {
 			t.Errorf("%v does not mention %s", err, want)
 		}
 	}
@@ -309,8 +318,12 @@ func TestThrottledLoginIsLogged(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := &fakeUsers{}
-	g.Authenticate(context.Background(), f, addr, "bob", "first-guess")
-	g.Authenticate(context.Background(), f, addr, "bob", "second-guess")
+	if _, _, err := g.Authenticate(context.Background(), f, addr, "bob", "first-guess"); !errors.Is(err, users.ErrInvalidCredentials) {
+		t.Fatalf("first guess: %v", err)
+	}
+	if _, _, err := g.Authenticate(context.Background(), f, addr, "bob", "second-guess"); !errors.Is(err, throttle.ErrTooManyAttempts) {
+		t.Fatalf("second guess: %v", err)
+	}
 	out := buf.String()
 	for _, want := range []string{"login throttled", "user=bob", "client_ip=192.0.2.1", "limit=user", "retry_after=5m0s"} {
 		if !strings.Contains(out, want) {
