@@ -48,8 +48,7 @@ type Config struct {
 // Server serves /admin/.
 type Server struct {
 	cfg       Config
-	tokenHash [32]byte
-	log       *slog.Logger
+	tokenHash [sha256.Size]byte
 }
 
 // New returns the admin endpoints.
@@ -66,7 +65,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{cfg: cfg, tokenHash: sha256.Sum256([]byte(cfg.Token)), log: cfg.Logger}, nil
+	return &Server{cfg: cfg, tokenHash: sha256.Sum256([]byte(cfg.Token))}, nil
 }
 
 // Register adds the endpoints to mux.
@@ -86,7 +85,7 @@ func (s *Server) guard(h http.HandlerFunc) http.Handler {
 		got := sha256.Sum256([]byte(tok))
 		if !ok || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ircam-auth admin"`)
-			writeError(w, http.StatusUnauthorized, "unauthorized", "the admin endpoints need Authorization: Bearer <admin token>")
+			token.WriteError(w, http.StatusUnauthorized, "unauthorized", "the admin endpoints need Authorization: Bearer <admin token>")
 			return
 		}
 		h(w, r)
@@ -116,7 +115,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	for _, u := range s.cfg.Users.All() {
 		out = append(out, fromUser(u))
 	}
-	writeJSON(w, http.StatusOK, out)
+	token.WriteJSON(w, http.StatusOK, out)
 }
 
 // putUser adds the user named in the path, or updates it. The body gives
@@ -128,15 +127,15 @@ func (s *Server) putUser(w http.ResponseWriter, r *http.Request) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "the body must be a JSON user: "+err.Error())
+		token.WriteError(w, http.StatusBadRequest, "invalid_request", "the body must be a JSON user: "+err.Error())
 		return
 	}
 	if in.Username != "" && in.Username != name {
-		writeError(w, http.StatusBadRequest, "invalid_request", "username in the body differs from the path")
+		token.WriteError(w, http.StatusBadRequest, "invalid_request", "username in the body differs from the path")
 		return
 	}
 	if in.Password != "" && in.PasswordHash != "" {
-		writeError(w, http.StatusBadRequest, "invalid_request", "give password or password_hash, not both")
+		token.WriteError(w, http.StatusBadRequest, "invalid_request", "give password or password_hash, not both")
 		return
 	}
 	old, exists := s.cfg.Users.Lookup(name)
@@ -147,57 +146,66 @@ func (s *Server) putUser(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if in.ID <= 0 {
-		writeError(w, http.StatusBadRequest, "invalid_request", "a new user needs a positive id")
+		token.WriteError(w, http.StatusBadRequest, "invalid_request", "a new user needs a positive id")
 		return
 	}
 	if other, taken := s.cfg.Users.ByID(in.ID); taken && (!exists || other.ID != old.ID) {
-		writeError(w, http.StatusConflict, "conflict", fmt.Sprintf("id %d is %q's", in.ID, other.Username))
+		token.WriteError(w, http.StatusConflict, "conflict", fmt.Sprintf("id %d is %q's", in.ID, other.Username))
 		return
 	}
 	hash := in.PasswordHash
 	if hash != "" {
 		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
-			writeError(w, http.StatusBadRequest, "invalid_request", "password_hash is not a bcrypt hash")
+			token.WriteError(w, http.StatusBadRequest, "invalid_request", "password_hash is not a bcrypt hash")
 			return
 		}
 	}
 	if in.Password != "" {
 		h, err := bcrypt.GenerateFromPassword([]byte(in.Password), s.cfg.BcryptCost)
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "invalid_request", "password: "+err.Error())
+			token.WriteError(w, http.StatusBadRequest, "invalid_request", "password: "+err.Error())
 			return
 		}
 		hash = string(h)
 	}
 	u := users.User{ID: in.ID, Username: name, Email: in.Email, FirstName: in.FirstName,
 		LastName: in.LastName, Avatar: in.Avatar, PasswordHash: hash}
+	renumbered := exists && old.ID != u.ID
+	if renumbered {
+		// The store keeps a name on one id: the old entry goes first.
+		s.cfg.Users.Remove(old.ID)
+	}
 	if err := s.cfg.Users.Put(u); err != nil {
-		writeError(w, http.StatusConflict, "conflict", err.Error())
+		if renumbered {
+			s.cfg.Users.Put(old)
+		}
+		token.WriteError(w, http.StatusConflict, "conflict", err.Error())
 		return
 	}
-	// A user whose id now names someone else must not keep old tokens.
-	if exists && old.ID != u.ID {
+	// The tokens of the old id go with it: a later user of that id must
+	// not inherit them.
+	if renumbered {
 		s.cfg.Tokens.RevokeUser(old.ID)
 	}
 	status := http.StatusCreated
 	if exists {
 		status = http.StatusOK
 	}
-	s.log.Info("admin: user saved", "user", name, "id", u.ID, "created", !exists)
-	writeJSON(w, status, fromUser(u))
+	s.cfg.Logger.Info("admin: user saved", "user", name, "id", u.ID, "created", !exists)
+	token.WriteJSON(w, status, fromUser(u))
 }
 
 func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("username")
 	u, ok := s.cfg.Users.Lookup(name)
 	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no user %q", name))
+		token.WriteError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no user %q", name))
 		return
 	}
 	s.cfg.Users.Remove(u.ID)
 	n := s.cfg.Tokens.RevokeUser(u.ID)
-	s.log.Info("admin: user removed", "user", u.Username, "id", u.ID, "tokens_revoked", n)
-	writeJSON(w, http.StatusOK, map[string]any{"removed": u.Username, "tokens_revoked": n})
+	s.cfg.Logger.Info("admin: user removed", "user", u.Username, "id", u.ID, "tokens_revoked", n)
+	token.WriteJSON(w, http.StatusOK, map[string]any{"removed": u.Username, "tokens_revoked": n})
 }
 
 // tokenJSON describes an issued token; the token itself is never shown.
@@ -218,22 +226,11 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
 		out = append(out, tokenJSON{Kind: t.Kind, GrantType: t.GrantType, ClientID: t.ClientID,
 			Scope: t.Scope, UserID: t.UserID, Username: t.Username, IssuedAt: t.IssuedAt, ExpiresAt: t.ExpiresAt})
 	}
-	writeJSON(w, http.StatusOK, out)
+	token.WriteJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) revokeAll(w http.ResponseWriter, r *http.Request) {
 	n := s.cfg.Tokens.RevokeAll()
-	s.log.Info("admin: all tokens revoked", "tokens_revoked", n)
-	writeJSON(w, http.StatusOK, map[string]any{"tokens_revoked": n})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, code, desc string) {
-	writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+	s.cfg.Logger.Info("admin: all tokens revoked", "tokens_revoked", n)
+	token.WriteJSON(w, http.StatusOK, map[string]any{"tokens_revoked": n})
 }

@@ -91,22 +91,26 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	httplog.Set(r.Context(), "client_id", a.ClientID)
 	httplog.Set(r.Context(), "user", a.Username)
-	log := h.log.With("client_id", a.ClientID, "user", a.Username)
+	// Only refusals are logged here (httplog logs every request), so no
+	// Logger.With on the way to a 200.
+	refused := func(msg string, args ...any) {
+		h.log.Info(msg, append([]any{"client_id", a.ClientID, "user", a.Username}, args...)...)
+	}
 	if !slices.Contains(strings.Fields(a.Scope), RequiredScope) {
-		log.Info("profile refused: insufficient scope", "scope", a.Scope)
+		refused("profile refused: insufficient scope", "scope", a.Scope)
 		writeError(w, http.StatusForbidden, "insufficient_scope", "the access token needs scope "+RequiredScope,
 			`Bearer realm="`+realm+`", error="insufficient_scope", scope="`+RequiredScope+`"`)
 		return
 	}
 	if a.UserID == 0 {
-		log.Info("profile refused: token has no user")
+		refused("profile refused: token has no user")
 		writeError(w, http.StatusForbidden, "access_denied",
 			"this access token was issued to a client by the client_credentials grant and has no user; /profile/ needs a token issued for a user", "")
 		return
 	}
 	u, ok := h.users.ByID(a.UserID)
 	if !ok {
-		log.Info("profile refused: user no longer exists", "user_id", a.UserID)
+		refused("profile refused: user no longer exists", "user_id", a.UserID)
 		writeInvalidToken(w)
 		return
 	}

@@ -54,28 +54,25 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 	if oerr == nil {
 		out, oerr = s.grant(r, c, grantType, form)
 	}
-	clientID := c.ID
-	if clientID == "" {
-		clientID = attemptedClientID(r, form)
-	}
 	httplog.Set(r.Context(), "client_id", c.ID)
 	httplog.Set(r.Context(), "grant_type", grantType)
 	httplog.Set(r.Context(), "user", out.user)
-	log := s.log.With("client_id", clientID, "grant_type", grantType, "user", out.user)
+	// The attributes of the log line, without a Logger.With per request.
+	attrs := []any{"client_id", logClientID(c, r, form), "grant_type", grantType, "user", out.user}
 	if out.method != "" {
-		log = log.With("method", string(out.method))
+		attrs = append(attrs, "method", string(out.method))
 	}
 	if oerr != nil {
-		attrs := append([]any{"error", oerr.code, "reason", oerr.desc}, oerr.logAttrs...)
-		log.Log(r.Context(), oerr.level, "token request refused", attrs...)
+		attrs = append(append(attrs, "error", oerr.code, "reason", oerr.desc), oerr.logAttrs...)
+		s.log.Log(r.Context(), oerr.level, "token request refused", attrs...)
 		if out.retryAfter > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int((out.retryAfter+time.Second-1)/time.Second)))
 		}
 		writeError(w, oerr)
 		return
 	}
-	log.Info("token issued", "scope", out.resp.Scope, "refresh_token", out.resp.RefreshToken != "")
-	writeJSON(w, http.StatusOK, out.resp)
+	s.log.Info("token issued", append(attrs, "scope", out.resp.Scope, "refresh_token", out.resp.RefreshToken != "")...)
+	WriteJSON(w, http.StatusOK, out.resp)
 }
 
 // grant runs the grant type's handler once the client is authenticated.
@@ -230,8 +227,8 @@ func (s *Service) refreshToken(r *http.Request, c clients.Client, form url.Value
 	st := s.store
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	old := st.lookupLocked(now, v, kindRefresh)
-	if old == nil {
+	old := st.lookupLocked(now, v)
+	if old == nil || old.kind != kindRefresh {
 		return issued{}, errInvalidGrant("the refresh token is invalid, expired or revoked")
 	}
 	if old.clientID != c.ID {
@@ -258,6 +255,17 @@ func (s *Service) refreshToken(r *http.Request, c clients.Client, form url.Value
 	return issued{resp: s.response(access, refresh, scope), user: old.username}, nil
 }
 
+// issueNew issues the tokens of a new grant (a family of its own) from
+// tmpl, with a refresh token when withRefresh.
+func (s *Service) issueNew(tmpl record, withRefresh bool) (access, refresh string) {
+	now := s.now()
+	st := s.store
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	tmpl.family = st.newFamilyLocked()
+	return st.issueLocked(now, tmpl, s.accessTTL, s.refreshTTL, withRefresh)
+}
+
 // requestedScope returns the form's scope, or the default, if the client
 // may ask for it.
 func requestedScope(c clients.Client, form url.Values) (string, *oauthError) {
@@ -276,14 +284,7 @@ func (s *Service) clientCredentials(r *http.Request, c clients.Client, form url.
 	if oerr != nil {
 		return issued{}, oerr
 	}
-	now := s.now()
-	st := s.store
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	access, _ := st.issueLocked(now, record{
-		grantType: "client_credentials", clientID: c.ID, scope: scope,
-		family: st.newFamilyLocked(),
-	}, s.accessTTL, s.refreshTTL, false)
+	access, _ := s.issueNew(record{grantType: "client_credentials", clientID: c.ID, scope: scope}, false)
 	return issued{resp: s.response(access, "", scope)}, nil
 }
 
@@ -326,13 +327,9 @@ func (s *Service) password(r *http.Request, c clients.Client, form url.Values) (
 			code: "server_error", desc: "the credentials could not be checked",
 			level: slog.LevelError, logAttrs: []any{"err", err}}
 	}
-	now := s.now()
-	st := s.store
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	access, refresh := st.issueLocked(now, record{
+	access, refresh := s.issueNew(record{
 		grantType: "password", clientID: c.ID, scope: scope,
-		userID: u.ID, username: u.Username, family: st.newFamilyLocked(),
-	}, s.accessTTL, s.refreshTTL, c.AllowsGrant("refresh_token"))
+		userID: u.ID, username: u.Username,
+	}, c.AllowsGrant("refresh_token"))
 	return issued{resp: s.response(access, refresh, scope), user: u.Username, method: method}, nil
 }

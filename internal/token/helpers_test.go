@@ -253,6 +253,17 @@ func wantTokens(t testing.TB, r reply, scope string, withRefresh bool) reply {
 	return r
 }
 
+// wantOutcome checks a token answer: with wantTokens (scope read) when
+// code is "", with wantError for status and code otherwise.
+func wantOutcome(t testing.TB, r reply, status int, code string, withRefresh bool) {
+	t.Helper()
+	if code == "" {
+		wantTokens(t, r, "read", withRefresh)
+		return
+	}
+	wantError(t, r, status, code)
+}
+
 // exchangeForm is the form django-allauth posts to exchange a code.
 func exchangeForm(code, redirect, id, secret string) url.Values {
 	return url.Values{

@@ -54,8 +54,9 @@ func setNoStore(h http.Header) {
 	h.Set("Pragma", "no-cache")
 }
 
-// writeJSON writes v as the JSON body of a no-store response.
-func writeJSON(w http.ResponseWriter, status int, v any) {
+// WriteJSON writes v as the JSON body of a no-store response: the answers
+// of these endpoints, and of the server's other JSON endpoints (admin).
+func WriteJSON(w http.ResponseWriter, status int, v any) {
 	h := w.Header()
 	h.Set("Content-Type", "application/json; charset=utf-8")
 	setNoStore(h)
@@ -63,16 +64,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
+// WriteError writes a JSON error answer in the shape of RFC 6749 §5.2:
+// {"error": code, "error_description": desc}, the latter when not empty.
+func WriteError(w http.ResponseWriter, status int, code, desc string) {
+	body := map[string]string{"error": code}
+	if desc != "" {
+		body["error_description"] = desc
+	}
+	WriteJSON(w, status, body)
+}
+
 // writeError writes e as a JSON error answer.
 func writeError(w http.ResponseWriter, e *oauthError) {
 	for _, a := range e.authenticate {
 		w.Header().Add("WWW-Authenticate", a)
 	}
-	body := map[string]string{"error": e.code}
-	if e.desc != "" {
-		body["error_description"] = e.desc
-	}
-	writeJSON(w, e.status, body)
+	WriteError(w, e.status, e.code, e.desc)
 }
 
 func methodNotAllowed(allow string) http.HandlerFunc {
@@ -200,9 +207,12 @@ func (s *Service) authenticateClient(r *http.Request, form url.Values) (clients.
 	return c, nil
 }
 
-// attemptedClientID returns the client id a request claims, for logs of
-// a failed client authentication.
-func attemptedClientID(r *http.Request, form url.Values) string {
+// logClientID returns the client id for logs: the authenticated client's,
+// or, when client authentication failed, the id the request claims.
+func logClientID(c clients.Client, r *http.Request, form url.Values) string {
+	if c.ID != "" {
+		return c.ID
+	}
 	id := form.Get("client_id")
 	if scheme, cred := authScheme(r); scheme == "basic" {
 		id, _, _ = basicCredentials(cred)

@@ -47,7 +47,7 @@ func (s *Service) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		writeError(w, oerr)
 		return
 	}
-	writeJSON(w, http.StatusOK, s.introspect(form.Get("token"), form.Get("token_type_hint")))
+	WriteJSON(w, http.StatusOK, s.introspect(form.Get("token")))
 }
 
 // authenticateIntrospection returns the calling client's id.
@@ -73,42 +73,32 @@ func (s *Service) authenticateIntrospection(r *http.Request, form url.Values) (s
 		return "", e
 	}
 	c, oerr := s.authenticateClient(r, form)
-	if oerr != nil {
-		return attemptedClientID(r, form), oerr
-	}
-	return c.ID, nil
+	return logClientID(c, r, form), oerr
 }
 
-// introspect describes token v. The hint only decides which kind is
-// looked up first.
-func (s *Service) introspect(v, hint string) introspection {
-	order := []kind{kindAccess, kindRefresh}
-	if hint == "refresh_token" {
-		order = []kind{kindRefresh, kindAccess}
+// introspect describes token v, of either kind. token_type_hint is not
+// needed (RFC 7662 §2.1 lets the server ignore it): one lookup finds the
+// token whatever its kind.
+func (s *Service) introspect(v string) introspection {
+	t, ok := s.store.lookup(s.now(), v)
+	if !ok {
+		return introspection{}
 	}
-	now := s.now()
-	for _, k := range order {
-		t, ok := s.store.lookup(now, v, k)
+	out := introspection{
+		Active: true, Scope: t.scope, ClientID: t.clientID,
+		Exp: t.expiresAt.Unix(), Iat: t.issuedAt.Unix(),
+	}
+	if t.kind == kindAccess {
+		out.TokenType = "Bearer"
+	}
+	if t.userID != 0 {
+		u, ok := s.users.ByID(t.userID)
 		if !ok {
-			continue
+			return introspection{} // the user is gone: so is the token
 		}
-		out := introspection{
-			Active: true, Scope: t.scope, ClientID: t.clientID,
-			Exp: t.expiresAt.Unix(), Iat: t.issuedAt.Unix(),
-		}
-		if k == kindAccess {
-			out.TokenType = "Bearer"
-		}
-		if t.userID != 0 {
-			u, ok := s.users.ByID(t.userID)
-			if !ok {
-				return introspection{} // the user is gone: so is the token
-			}
-			out.Username, out.Sub = u.Username, strconv.FormatInt(u.ID, 10)
-		}
-		return out
+		out.Username, out.Sub = u.Username, strconv.FormatInt(u.ID, 10)
 	}
-	return introspection{}
+	return out
 }
 
 // handleRevoke revokes an access or refresh token of the calling client
@@ -125,11 +115,7 @@ func (s *Service) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		oerr = errInvalidRequest("token is required")
 	}
 	if oerr != nil {
-		id := c.ID
-		if id == "" {
-			id = attemptedClientID(r, form)
-		}
-		s.log.Info("revocation refused", "client_id", id, "error", oerr.code, "reason", oerr.desc)
+		s.log.Info("revocation refused", "client_id", logClientID(c, r, form), "error", oerr.code, "reason", oerr.desc)
 		writeError(w, oerr)
 		return
 	}
@@ -139,13 +125,11 @@ func (s *Service) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	t, found := st.tokenLocked(v)
 	var kindName, user string
 	n := 0
-	switch {
-	case !found:
-	case t.clientID != c.ID:
+	if found {
 		kindName, user = t.kind.String(), t.username
-	default:
-		kindName, user = t.kind.String(), t.username
-		n = st.revokeLocked(v)
+		if t.clientID == c.ID {
+			n = st.revokeLocked(v)
+		}
 	}
 	st.mu.Unlock()
 	switch {
@@ -156,5 +140,5 @@ func (s *Service) handleRevoke(w http.ResponseWriter, r *http.Request) {
 	default:
 		s.log.Info("token revoked", "client_id", c.ID, "kind", kindName, "user", user, "revoked", n)
 	}
-	writeJSON(w, http.StatusOK, struct{}{})
+	WriteJSON(w, http.StatusOK, struct{}{})
 }

@@ -123,12 +123,14 @@ func (s *store) save() error {
 		s.mu.Unlock()
 		return nil
 	}
-	snap, err := s.snapshotLocked()
+	snap := s.snapshotLocked()
 	f.changed = false
 	s.mu.Unlock()
 
+	// Encoded outside the lock: token requests need not wait for it.
+	b, err := json.MarshalIndent(snap, "", "  ")
 	if err == nil {
-		err = writeFileAtomic(f.path, snap)
+		err = writeFileAtomic(f.path, append(b, '\n'))
 	}
 	if err != nil {
 		s.mu.Lock()
@@ -197,7 +199,8 @@ type fileToken struct {
 	GrantScope string    `json:"grant_scope,omitempty"`
 }
 
-func (s *store) snapshotLocked() ([]byte, error) {
+// snapshotLocked copies the store into the file's form.
+func (s *store) snapshotLocked() tokenFile {
 	tf := tokenFile{
 		Version: fileVersion, LastFamily: s.lastFamily,
 		Codes:  make([]fileCode, 0, len(s.codes)),
@@ -223,11 +226,7 @@ func (s *store) snapshotLocked() ([]byte, error) {
 		}
 		tf.Tokens = append(tf.Tokens, ft)
 	}
-	b, err := json.MarshalIndent(tf, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	return append(b, '\n'), nil
+	return tf
 }
 
 // load fills an empty store from a file's content, dropping what expired.

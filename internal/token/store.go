@@ -165,11 +165,13 @@ func (s *store) tokenLocked(v string) (*record, bool) {
 	return t, ok
 }
 
-// lookupLocked returns the live token v of kind k, or nil.
-func (s *store) lookupLocked(now time.Time, v string, k kind) *record {
+// lookupLocked returns the live token v, of either kind (a value is
+// stored once, so its kind is known from the record), or nil. An expired
+// token is dropped.
+func (s *store) lookupLocked(now time.Time, v string) *record {
 	kv := keyOf(v)
 	t, ok := s.tokens[kv]
-	if !ok || t.kind != k {
+	if !ok {
 		return nil
 	}
 	if !now.Before(t.expiresAt) {
@@ -180,11 +182,11 @@ func (s *store) lookupLocked(now time.Time, v string, k kind) *record {
 	return t
 }
 
-// lookup returns a copy of the live token v of kind k.
-func (s *store) lookup(now time.Time, v string, k kind) (record, bool) {
+// lookup returns a copy of the live token v, of either kind.
+func (s *store) lookup(now time.Time, v string) (record, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := s.lookupLocked(now, v, k)
+	t := s.lookupLocked(now, v)
 	if t == nil {
 		return record{}, false
 	}
@@ -257,7 +259,9 @@ func (s *store) revokeFamilyLocked(family uint64) int {
 			n++
 		}
 	}
-	s.changedLocked()
+	if n > 0 {
+		s.changedLocked()
+	}
 	return n
 }
 
@@ -276,6 +280,7 @@ func (s *store) revokeClient(id string) int {
 func (s *store) revokeWhere(match func(clientID string, userID int64) bool) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	codes := len(s.codes)
 	for k, c := range s.codes {
 		if match(c.req.ClientID, c.req.UserID) {
 			delete(s.codes, k)
@@ -288,7 +293,9 @@ func (s *store) revokeWhere(match func(clientID string, userID int64) bool) int 
 			n++
 		}
 	}
-	s.changedLocked()
+	if n > 0 || len(s.codes) != codes {
+		s.changedLocked()
+	}
 	return n
 }
 

@@ -17,6 +17,7 @@
 package token
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -110,25 +111,16 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{
 		clients: cfg.Clients, users: cfg.Users, throttle: cfg.Throttle,
-		log: cfg.Logger, now: cfg.Now,
-		accessTTL: cfg.AccessTokenTTL, refreshTTL: cfg.RefreshTokenTTL, codeTTL: cfg.CodeTTL,
-	}
-	if s.log == nil {
-		s.log = slog.New(slog.DiscardHandler)
+		log:        cmp.Or(cfg.Logger, slog.New(slog.DiscardHandler)),
+		now:        cfg.Now,
+		accessTTL:  cmp.Or(cfg.AccessTokenTTL, DefaultAccessTokenTTL),
+		refreshTTL: cmp.Or(cfg.RefreshTokenTTL, DefaultRefreshTokenTTL),
+		codeTTL:    cmp.Or(cfg.CodeTTL, DefaultCodeTTL),
+		store:      newStore(),
 	}
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if s.accessTTL == 0 {
-		s.accessTTL = DefaultAccessTokenTTL
-	}
-	if s.refreshTTL == 0 {
-		s.refreshTTL = DefaultRefreshTokenTTL
-	}
-	if s.codeTTL == 0 {
-		s.codeTTL = DefaultCodeTTL
-	}
-	s.store = newStore()
 	if cfg.TokenFile != "" {
 		st, err := openStore(cfg.TokenFile, s.now(), s.log)
 		if err != nil {
@@ -184,8 +176,8 @@ func (s *Service) IssueCode(ctx context.Context, req grant.CodeRequest) (string,
 // LookupAccess returns what an access token grants, or grant.ErrInvalidToken
 // when the token is unknown, expired or revoked.
 func (s *Service) LookupAccess(ctx context.Context, token string) (grant.Access, error) {
-	t, ok := s.store.lookup(s.now(), token, kindAccess)
-	if !ok {
+	t, ok := s.store.lookup(s.now(), token)
+	if !ok || t.kind != kindAccess {
 		return grant.Access{}, grant.ErrInvalidToken
 	}
 	return t.access(), nil

@@ -262,12 +262,7 @@ func TestCodeChecks(t *testing.T) {
 			e := newEnv(t)
 			code := e.code(tc.req)
 			e.clock.Advance(tc.advance)
-			r := e.post("/o/token/", tc.form(code), tc.auth)
-			if tc.wantCode == "" {
-				wantTokens(t, r, "read", true)
-				return
-			}
-			wantError(t, r, http.StatusBadRequest, tc.wantCode)
+			wantOutcome(t, e.post("/o/token/", tc.form(code), tc.auth), http.StatusBadRequest, tc.wantCode, true)
 		})
 	}
 }
@@ -488,12 +483,7 @@ func TestClientAuthentication(t *testing.T) {
 		{"basic and another client_id", form("client_id", "mezzo"), basic("ci-robot", "ci-robot-secret"), 400, "invalid_request"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := e.post("/o/token/", tc.form, tc.auth)
-			if tc.code == "" {
-				wantTokens(t, r, "read", false)
-				return
-			}
-			wantError(t, r, tc.status, tc.code)
+			wantOutcome(t, e.post("/o/token/", tc.form, tc.auth), tc.status, tc.code, false)
 		})
 	}
 }
@@ -615,4 +605,61 @@ func TestAccessTokenExpires(t *testing.T) {
 	if len(e.svc.List()) != 0 {
 		t.Error("List shows an expired token")
 	}
+}
+
+// TestRevokeClient: the tokens and pending codes of the client go, those
+// of other clients stay.
+func TestRevokeClient(t *testing.T) {
+	e := newEnv(t)
+	mezzo := wantTokens(t, e.post("/o/token/", url.Values{"grant_type": {"password"}, "username": {"alice"},
+		"password": {alicePassword}}, basic("mezzo", "mezzo-secret")), "read", true)
+	robot := e.issueRobotToken("read")
+	pending := e.code(grant.CodeRequest{ClientID: "mezzo", RedirectURI: mezzoRedirect})
+	otherPending := e.code(grant.CodeRequest{ClientID: "single", RedirectURI: singleRedirect})
+
+	if n := e.svc.RevokeClient("mezzo"); n != 2 {
+		t.Errorf("RevokeClient(mezzo) = %d, want 2", n)
+	}
+	if e.active(mezzo.str("access_token")) {
+		t.Error("mezzo's access token survived RevokeClient")
+	}
+	wantError(t, e.post("/o/token/", url.Values{"grant_type": {"refresh_token"}, "refresh_token": {mezzo.str("refresh_token")}},
+		basic("mezzo", "mezzo-secret")), http.StatusBadRequest, "invalid_grant")
+	wantError(t, e.post("/o/token/", exchangeForm(pending, mezzoRedirect, "mezzo", "mezzo-secret"), noAuth), http.StatusBadRequest, "invalid_grant")
+
+	if !e.active(robot) {
+		t.Error("RevokeClient(mezzo) revoked ci-robot's token")
+	}
+	wantTokens(t, e.post("/o/token/", exchangeForm(otherPending, singleRedirect, "single", singleSecret), noAuth), "read", true)
+	if n := e.svc.RevokeClient("nobody"); n != 0 {
+		t.Errorf("RevokeClient(nobody) = %d, want 0", n)
+	}
+}
+
+// TestTokensOfARemovedUser: once the user is gone, the refresh token is
+// refused and revoked (it stays dead if the user comes back), and
+// introspection finds neither token active.
+func TestTokensOfARemovedUser(t *testing.T) {
+	e := newEnv(t)
+	u := e.issueUserTokens()
+	alice, _ := e.users.ByID(1)
+	e.users.Remove(1)
+
+	refresh := url.Values{"grant_type": {"refresh_token"}, "refresh_token": {u.str("refresh_token")}}
+	r := e.post("/o/token/", refresh, basic("mezzo", "mezzo-secret"))
+	wantError(t, r, http.StatusBadRequest, "invalid_grant")
+	if !strings.Contains(r.str("error_description"), "no longer exists") {
+		t.Errorf("error_description %q does not say the user is gone", r.str("error_description"))
+	}
+	for _, kind := range []string{"access_token", "refresh_token"} {
+		r := e.post("/o/introspect/", url.Values{"token": {u.str(kind)}}, basic("ci-robot", "ci-robot-secret"))
+		if r.status != http.StatusOK || len(r.body) != 1 || r.body["active"] != false {
+			t.Errorf("introspection of the %s of a removed user: %d %s", kind, r.status, r.raw)
+		}
+	}
+
+	if err := e.users.Put(alice); err != nil {
+		t.Fatal(err)
+	}
+	wantError(t, e.post("/o/token/", refresh, basic("mezzo", "mezzo-secret")), http.StatusBadRequest, "invalid_grant")
 }
