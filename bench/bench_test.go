@@ -14,9 +14,9 @@ package bench
 
 import (
 	"context"
-	"errors"
-	"flag"
+	"fmt"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -39,13 +39,13 @@ var (
 	binErr  error
 	tmpDir  string
 
-	srvOnce sync.Once
-	srv     *harness.Server
-	srvErr  error
+	srvOnce   sync.Once
+	srv       *harness.Server
+	srvClient *harness.Client
+	srvErr    error
 )
 
 func TestMain(m *testing.M) {
-	flag.Parse()
 	code := m.Run()
 	srv.Stop()
 	if tmpDir != "" {
@@ -76,7 +76,7 @@ func binary(tb testing.TB) string {
 			return
 		}
 		if tmpDir, binErr = os.MkdirTemp("", "ircam-auth-bench-"); binErr == nil {
-			binPath, binErr = harness.Build(tmpDir, "./cmd/ircam-auth", "ircam-auth", "")
+			binPath, binErr = harness.Build(tmpDir, "github.com/ircam/ircam-auth/cmd/ircam-auth")
 		}
 	})
 	if binErr != nil {
@@ -86,23 +86,23 @@ func binary(tb testing.TB) string {
 }
 
 // server is one ircam-auth process shared by the HTTP benchmarks, with
-// default flags but --bcrypt-cost and free loopback ports.
+// default flags but --bcrypt-cost and free loopback ports, and one client
+// of it: a benchmark function runs several times as b.N grows, and a new
+// client each time would leave its idle connections open on the server.
 func server(b *testing.B) *harness.Client {
 	b.Helper()
 	srvOnce.Do(func() {
-		srv, srvErr = harness.Start(binary(b), harness.Options{
+		srv, srvErr = harness.StartHealthy(binary(b), harness.Options{
 			Args: []string{"--bcrypt-cost", strconv.Itoa(bcryptCost(b))},
 		})
 		if srvErr == nil {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			srvErr = harness.WaitHealthy(ctx, srv.URL, 5*time.Millisecond)
+			srvClient = harness.NewClient(srv.URL)
 		}
 	})
 	if srvErr != nil {
 		b.Fatal(srvErr)
 	}
-	return harness.NewClient(srv.URL)
+	return srvClient
 }
 
 // BenchmarkBcryptCompare is one bcrypt.CompareHashAndPassword at the
@@ -120,6 +120,34 @@ func BenchmarkBcryptCompare(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "compares/s")
 }
 
+// parallel runs op from parallelism×GOMAXPROCS goroutines at once and
+// reports its rate in unit (per second). A failed op fails the benchmark
+// and stops its goroutine, so a broken server cannot make a fast figure.
+// Each goroutine gets its own op from newOp, and gives its state back
+// with done (nil: none) when it stops.
+func parallel(b *testing.B, parallelism int, unit string, newOp func() (op func() error, done func())) {
+	b.SetParallelism(parallelism)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		op, done := newOp()
+		if done != nil {
+			defer done()
+		}
+		for pb.Next() {
+			if err := op(); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), unit)
+}
+
+// stateless is a newOp of parallel for an op that keeps no state.
+func stateless(op func() error) func() (func() error, func()) {
+	return func() (func() error, func()) { return op, nil }
+}
+
 // BenchmarkBcryptCompareParallel is bcrypt comparisons on every core at
 // once: how many local logins per second the machine could check.
 func BenchmarkBcryptCompareParallel(b *testing.B) {
@@ -127,16 +155,9 @@ func BenchmarkBcryptCompareParallel(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if err := bcrypt.CompareHashAndPassword(hash, []byte(harness.LocalPass)); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "compares/s")
+	parallel(b, 1, "compares/s", stateless(func() error {
+		return bcrypt.CompareHashAndPassword(hash, []byte(harness.LocalPass))
+	}))
 }
 
 // BenchmarkAuthCodeFlow is the whole authorization code flow of a local
@@ -146,34 +167,20 @@ func BenchmarkBcryptCompareParallel(b *testing.B) {
 // server busy with bcrypt.
 func BenchmarkAuthCodeFlow(b *testing.B) {
 	c := server(b)
-	b.SetParallelism(2)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := c.AuthCodeFlow(harness.LocalUser, harness.LocalPass); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "flows/s")
+	parallel(b, 2, "flows/s", stateless(func() error {
+		_, err := c.AuthCodeFlow(harness.LocalUser, harness.LocalPass)
+		return err
+	}))
 }
 
 // BenchmarkTokenClientCredentials is POST /o/token/ with
 // grant_type=client_credentials (ci-robot), 8×GOMAXPROCS in flight.
 func BenchmarkTokenClientCredentials(b *testing.B) {
 	c := server(b)
-	b.SetParallelism(8)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := c.ClientCredentials(); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+	parallel(b, 8, "tokens/s", stateless(func() error {
+		_, err := c.ClientCredentials()
+		return err
+	}))
 }
 
 // refreshChains holds the newest refresh token of each chain of
@@ -186,7 +193,6 @@ var refreshChains = make(chan string, 1024)
 func BenchmarkTokenRefresh(b *testing.B) {
 	c := server(b)
 	const parallelism = 8
-	b.SetParallelism(parallelism)
 	need := parallelism * runtime.GOMAXPROCS(0)
 	var wg sync.WaitGroup
 	errs := make(chan error, need)
@@ -205,20 +211,18 @@ func BenchmarkTokenRefresh(b *testing.B) {
 	if err := <-errs; err != nil {
 		b.Fatal(err)
 	}
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
+	parallel(b, parallelism, "tokens/s", func() (func() error, func()) {
 		rt := <-refreshChains
-		defer func() { refreshChains <- rt }()
-		for pb.Next() {
-			t, err := c.Refresh(rt)
-			if err != nil {
-				b.Error(err)
-				return
+		return func() error {
+				t, err := c.Refresh(rt)
+				if err == nil {
+					rt = t.RefreshToken
+				}
+				return err
+			}, func() {
+				refreshChains <- rt
 			}
-			rt = t.RefreshToken
-		}
 	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 }
 
 // BenchmarkPasswordGrant is the latency of one password grant through the
@@ -245,50 +249,76 @@ func BenchmarkPasswordGrant(b *testing.B) {
 // local password, in process: the LDAP fallback (search-then-bind) alone.
 //   - glauth-ldaptest: ldaptest.StartGlauth (hashes at bcrypt.MinCost)
 //   - glauth-embedded: the default fixtures' directory as the server
-//     embeds it, hashed at the configured cost
+//     embeds it (entries hashed at fixtures.DirectoryBcryptCost)
 //   - slapd: ldaptest.StartSlapd, OpenLDAP with {SSHA} passwords
 func BenchmarkLDAPLogin(b *testing.B) {
-	seed, err := fixtures.Parse(defaultfixtures.DefaultName, defaultfixtures.Default, bcrypt.MinCost)
-	if err != nil {
-		b.Fatal(err)
-	}
+	seed := defaultFixtures(b)
 	dirs := []struct {
 		name  string
 		start func(b *testing.B) ldapbind.Config
 	}{
 		{"glauth-ldaptest", func(b *testing.B) ldapbind.Config { return ldaptest.StartGlauth(b).SearchConfig }},
-		{"glauth-embedded", startEmbedded},
+		{"glauth-embedded", func(b *testing.B) ldapbind.Config { return startEmbedded(b, seed.Directory) }},
 		{"slapd", func(b *testing.B) ldapbind.Config { return ldaptest.StartSlapd(b).SearchConfig }},
 	}
 	for _, d := range dirs {
 		b.Run(d.name, func(b *testing.B) {
-			dir, err := ldapbind.New(d.start(b))
-			if err != nil {
-				b.Fatal(err)
-			}
-			store, err := users.NewStore(seed.Users, dir, bcrypt.MinCost)
-			if err != nil {
-				b.Fatal(err)
-			}
-			ctx := context.Background()
+			store := ldapStore(b, seed.Users, d.start(b))
 			for b.Loop() {
-				u, method, err := store.Authenticate(ctx, harness.LDAPUser, harness.LDAPPassword)
-				if err != nil || method != users.MethodLDAP || u.Username != harness.LDAPUser {
-					b.Fatalf("Authenticate(bob): %v %v %v", u.Username, method, err)
+				if err := ldapLogin(store); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})
 	}
 }
 
-// startEmbedded starts the directory of the default fixtures, hashed at
-// the configured cost, the way cmd/ircam-auth's newApp does.
-func startEmbedded(b *testing.B) ldapbind.Config {
-	f, err := fixtures.Parse(defaultfixtures.DefaultName, defaultfixtures.Default, bcryptCost(b))
+// defaultFixtures parses the default fixtures once, at bcrypt's lowest
+// cost: the users' hashes are not what BenchmarkLDAPLogin measures, and
+// directory entries are hashed at fixtures.DirectoryBcryptCost whatever
+// the cost, as in the server.
+func defaultFixtures(tb testing.TB) *fixtures.File {
+	tb.Helper()
+	f, err := fixtures.Parse(defaultfixtures.DefaultName, defaultfixtures.Default, bcrypt.MinCost)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	d := f.Directory
+	return f
+}
+
+// ldapStore is a store of seed whose directory is the one cfg reaches.
+func ldapStore(tb testing.TB, seed []fixtures.User, cfg ldapbind.Config) *users.Store {
+	tb.Helper()
+	dir, err := ldapbind.New(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	store, err := users.NewStore(seed, dir, bcrypt.MinCost)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return store
+}
+
+// ldapLogin authenticates bob, who has no local password, by store's
+// directory, and checks that the directory is what let him in.
+func ldapLogin(store *users.Store) error {
+	u, method, err := store.Authenticate(context.Background(), harness.LDAPUser, harness.LDAPPassword)
+	if err != nil || method != users.MethodLDAP || u.Username != harness.LDAPUser {
+		return fmt.Errorf("Authenticate(bob): %q %v %v", u.Username, method, err)
+	}
+	return nil
+}
+
+// startEmbedded starts the directory d on a free loopback port, the way
+// cmd/ircam-auth's startDirectory does, and returns the search-then-bind
+// config of its service account.
+//
+// The loop is cmd/ircam-auth's directoryConfig (app.go) written again:
+// package main cannot be imported. It belongs next to fixtures.Directory
+// or in ldapbind, where both could call it.
+func startEmbedded(tb testing.TB, d fixtures.Directory) ldapbind.Config {
+	tb.Helper()
 	cfg := ldapbind.DirectoryConfig{Listen: "127.0.0.1:0", BaseDN: d.BaseDN}
 	for _, g := range d.Groups {
 		cfg.Groups = append(cfg.Groups, ldapbind.DirectoryGroup{Name: g.Name, GID: g.GID})
@@ -306,46 +336,47 @@ func startEmbedded(b *testing.B) ldapbind.Config {
 	}
 	dir, err := ldapbind.StartDirectory(context.Background(), cfg)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { dir.Close() })
+	tb.Cleanup(func() { dir.Close() })
 	lc, err := dir.ClientConfig(d.ServiceAccount)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	lc.BindPassword = servicePassword
 	return lc
 }
 
 // TestHarness runs every client of the benchmarks once against the real
-// binary (at bcrypt cost 4) and the bare server, so that a change of the
-// server that breaks the bench shows up in the test suite, not on the day
-// someone runs bench/run.sh.
+// binary (at bcrypt cost 4), the embedded directory in process, and the
+// bare server, so that a change of the server that breaks the bench shows
+// up in the test suite, not on the day someone runs bench/run.sh.
 func TestHarness(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and starts the server binary")
 	}
-	bin := binary(t)
-	s, err := harness.Start(bin, harness.Options{Args: []string{"--bcrypt-cost", "4"}})
+	s, err := harness.StartHealthy(binary(t), harness.Options{Args: []string{"--bcrypt-cost", "4"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := harness.WaitHealthy(ctx, s.URL, 5*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
 	c := harness.NewClient(s.URL)
 	tok, err := c.AuthCodeFlow(harness.LocalUser, harness.LocalPass)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p, err := c.Profile(tok.AccessToken); err != nil || !strings.Contains(string(p), `"username":"alice"`) {
-		t.Errorf("profile: %s %v", p, err)
+	profile, err := c.Profile(tok.AccessToken)
+	if err != nil || !strings.Contains(string(profile), `"username":"alice"`) {
+		t.Errorf("profile: %s %v", profile, err)
 	}
-	if _, err := c.Refresh(tok.RefreshToken); err != nil {
-		t.Error(err)
+	// Two rotations of one chain, as BenchmarkTokenRefresh does.
+	rt := tok.RefreshToken
+	for range 2 {
+		next, err := c.Refresh(rt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rt = next.RefreshToken
 	}
 	if _, err := c.ClientCredentials(); err != nil {
 		t.Error(err)
@@ -361,26 +392,36 @@ func TestHarness(t *testing.T) {
 	if err != nil || m.RSS <= 0 || m.HWM < m.RSS {
 		t.Errorf("memory of the server: %+v %v", m, err)
 	}
-	res := harness.Run(ctx, 4, 10*time.Second, 20, func() func() error {
+	// Errors == 0 also means FirstErr == nil: it is set by errors only.
+	res := harness.Run(context.Background(), 4, 10*time.Second, 20, func() func() error {
 		return func() error { _, err := c.ClientCredentials(); return err }
 	})
 	if res.Requests != 20 || res.Errors != 0 || res.RPS() <= 0 || res.Percentile(0.99) <= 0 {
 		t.Errorf("load run: %+v", res)
 	}
-	if res.FirstErr != nil && !errors.Is(res.FirstErr, context.Canceled) {
-		t.Error(res.FirstErr)
+
+	// BenchmarkLDAPLogin's glauth-embedded directory, in process.
+	seed := defaultFixtures(t)
+	if err := ldapLogin(ldapStore(t, seed.Users, startEmbedded(t, seed.Directory))); err != nil {
+		t.Error(err)
 	}
 
-	bareBin, err := harness.Build(t.TempDir(), "./bench/bare", "bare", "")
+	// The bare server repeats the real server's bytes, as after tool prepare.
+	dir := t.TempDir()
+	bareBin, err := harness.Build(dir, "github.com/ircam/ircam-auth/bench/bare")
 	if err != nil {
 		t.Fatal(err)
 	}
-	bare, err := harness.Start(bareBin, harness.Options{})
+	profileFile := filepath.Join(dir, "profile.json")
+	if err := os.WriteFile(profileFile, profile, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bare, err := harness.Start(bareBin, harness.Options{Args: []string{"--profile", profileFile}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer bare.Stop()
-	if p, err := harness.NewClient(bare.URL).Profile("x"); err != nil || len(p) == 0 {
-		t.Errorf("bare /profile/: %q %v", p, err)
+	if p, err := harness.NewClient(bare.URL).Profile("x"); err != nil || string(p) != string(profile) {
+		t.Errorf("bare /profile/: %q %v, want %q", p, err, profile)
 	}
 }

@@ -106,52 +106,52 @@ start() {
 
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
-# load PREFIX URL PATH METHOD BODY AUTH: one bounded load run, after 1 s of
-# warm-up, with wrk or the Go generator; appends PREFIX_* figures.
+robot_basic="Basic $(printf '%s' 'ci-robot:ci-robot-secret' | base64)"
+
+# load PREFIX URL KIND TOKEN: one bounded load run of KIND (profile,
+# introspect or token) after 1 s of warm-up, with wrk or the Go generator;
+# prints PREFIX_* figures. TOKEN is an access token of that server.
 load() {
-  local prefix=$1 base=$2 path=$3 method=$4 body=$5 auth=$6 kind=$7
+  local prefix=$1 base=$2 kind=$3 token=$4
   if [ "$have_wrk" = 1 ]; then
+    local path method body auth
+    case $kind in
+      profile) path=/profile/ method=GET body="" auth="Bearer $token" ;;
+      introspect) path=/o/introspect/ method=POST body="token=$token" auth=$robot_basic ;;
+      token) path=/o/token/ method=POST body="grant_type=client_credentials&scope=read" auth=$robot_basic ;;
+    esac
     local w=(wrk -t"$threads" -c"$connections" --timeout 5s -s bench/wrk/request.lua)
     BENCH_METHOD=$method BENCH_BODY=$body BENCH_AUTH=$auth BENCH_PREFIX=warmup "${w[@]}" -d1s "$base$path" >/dev/null
     BENCH_METHOD=$method BENCH_BODY=$body BENCH_AUTH=$auth BENCH_PREFIX=$prefix "${w[@]}" -d"${duration}s" "$base$path" |
-      grep "^${prefix}_" >>"$results"
+      grep "^${prefix}_"
   else
-    "$bin/tool" load -url "$base" -kind "$kind" -token "$(cat "$out/access_token")" -c "$connections" -d 1s -prefix warmup >/dev/null
-    "$bin/tool" load -url "$base" -kind "$kind" -token "$(cat "$out/access_token")" -c "$connections" -d "${duration}s" -prefix "$prefix" >>"$results"
+    local g=("$bin/tool" load -url "$base" -kind "$kind" -token "$token" -c "$connections")
+    "${g[@]}" -d 1s -prefix warmup >/dev/null
+    "${g[@]}" -d "${duration}s" -prefix "$prefix"
   fi
 }
-
-robot_basic="Basic $(printf '%s' 'ci-robot:ci-robot-secret' | base64)"
 
 # --- HTTP throughput and latency: ircam-auth next to bare net/http --------
 log "HTTP load: ircam-auth (default flags, and --log-level warn) and bare net/http, ${duration}s per run, $rounds rounds"
 start real "$bin/ircam-auth" --bcrypt-cost "$cost"
 real_url=$url real_pid=$pid
 "$bin/tool" prepare -url "$real_url" -dir "$out"
+real_token=$(cat "$out/access_token")
 # The same server with one log line less per request: what logging costs.
 start quiet "$bin/ircam-auth" --bcrypt-cost "$cost" --log-level warn
 quiet_url=$url quiet_pid=$pid
 mkdir -p "$out/quiet"
 "$bin/tool" prepare -url "$quiet_url" -dir "$out/quiet"
+quiet_token=$(cat "$out/quiet/access_token")
 start bare "$bin/bare" --profile "$out/profile.json" --introspect "$out/introspect.json" --token "$out/token.json"
 bare_url=$url bare_pid=$pid
 # Interleaved, so that a drift of the machine (or another tenant's load)
 # hits all alike; the report keeps each one's best round.
 for round in $(seq 1 "$rounds"); do
-  for e in profile introspect token; do
-    for s in real quiet bare; do
-      case $s in
-        real) base=$real_url token=$(cat "$out/access_token") ;;
-        quiet) base=$quiet_url token=$(cat "$out/quiet/access_token") ;;
-        bare) base=$bare_url token=$(cat "$out/access_token") ;;
-      esac
-      case $e in
-        profile) args=(/profile/ GET "" "Bearer $token") ;;
-        introspect) args=(/o/introspect/ POST "token=$token" "$robot_basic") ;;
-        token) args=(/o/token/ POST "grant_type=client_credentials&scope=read" "$robot_basic") ;;
-      esac
-      load "${s}_$e" "$base" "${args[@]}" "$e"
-    done
+  for kind in profile introspect token; do
+    load "real_$kind" "$real_url" "$kind" "$real_token" >>"$results"
+    load "quiet_$kind" "$quiet_url" "$kind" "$quiet_token" >>"$results"
+    load "bare_$kind" "$bare_url" "$kind" "$real_token" >>"$results"
   done
 done
 stop "$real_pid"
@@ -170,7 +170,7 @@ log "start-up: $starts starts of each"
 "$bin/tool" startup -bin "$bin/ircam-auth" -n "$starts" -args "--bcrypt-cost $cost" >>"$results"
 "$bin/tool" startup -bin "$bin/bare" -n "$starts" -prefix bare_startup >>"$results"
 log "memory: idle, then after $tokens tokens"
-"$bin/tool" memory -bin "$bin/ircam-auth" -tokens "$tokens" >>"$results"
+"$bin/tool" memory -bin "$bin/ircam-auth" -args "--bcrypt-cost $cost" -tokens "$tokens" >>"$results"
 
 # --- profiles of the server under each load, and of its start -------------
 if [ "$profile" = 1 ]; then
@@ -180,22 +180,15 @@ if [ "$profile" = 1 ]; then
   prof_url=$url prof_pid=$pid
   mkdir -p "$out/prof"
   "$bin/tool" prepare -url "$prof_url" -dir "$out/prof"
-  cp "$out/prof/access_token" "$out/access_token"
-  token=$(cat "$out/access_token")
-  profiled() { # NAME COMMAND...: runs the command while taking a CPU profile
-    local name=$1
-    shift
-    curl -s -o "$out/profiles/$name.pprof" "http://$pprof_addr/debug/pprof/profile?seconds=$duration" &
-    local c=$!
+  prof_token=$(cat "$out/prof/access_token")
+  # wrk's runs (or the Go generator's) under a CPU profile of the server.
+  for kind in profile introspect token; do
+    "$bin/tool" fetch "http://$pprof_addr/debug/pprof/profile?seconds=$duration" "$out/profiles/$kind.pprof" &
+    fetch_pid=$!
     sleep 0.2
-    "$@" >/dev/null
-    wait "$c"
-  }
-  saved_results=$results results=$out/profiles/load.txt
-  profiled profile load prof_profile "$prof_url" /profile/ GET "" "Bearer $token" profile
-  profiled introspect load prof_introspect "$prof_url" /o/introspect/ POST "token=$token" "$robot_basic" introspect
-  profiled token load prof_token "$prof_url" /o/token/ POST "grant_type=client_credentials&scope=read" "$robot_basic" token
-  results=$saved_results
+    load "prof_$kind" "$prof_url" "$kind" "$prof_token" >>"$out/profiles/load.txt"
+    wait "$fetch_pid"
+  done
   # The Go generator takes the profile itself, after its set-up requests.
   for k in refresh:16 flow:4; do
     "$bin/tool" load -url "$prof_url" -kind "${k%%:*}" -c "${k##*:}" -d "${duration}s" \

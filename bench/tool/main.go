@@ -8,6 +8,7 @@
 //	tool prepare -url URL -dir DIR           alice's access token and the real
 //	                                         answers the bare server repeats
 //	tool freeaddr                            a free loopback host:port
+//	tool fetch URL FILE                      GET URL into FILE (a pprof profile)
 //	tool report RESULTS GOBENCH              the figures table, with ratios
 //
 // Every measurement prints "key value" lines on stdout, which run.sh
@@ -35,7 +36,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: tool startup|memory|load|prepare|report ...")
+		fmt.Fprintln(os.Stderr, "usage: tool startup|memory|load|prepare|freeaddr|fetch|report ...")
 		os.Exit(2)
 	}
 	var err error
@@ -50,6 +51,12 @@ func main() {
 		var a string
 		if a, err = harness.FreeAddr(); err == nil {
 			fmt.Println(a)
+		}
+	case "fetch":
+		if len(os.Args) != 4 {
+			err = errors.New("usage: tool fetch URL FILE")
+		} else {
+			err = fetch(os.Args[2], os.Args[3])
 		}
 	case "prepare":
 		err = prepare(os.Args[2:])
@@ -71,14 +78,14 @@ func main() {
 func startup(args []string) error {
 	fs := flag.NewFlagSet("startup", flag.ExitOnError)
 	bin := fs.String("bin", "", "server binary")
-	n := fs.Int("n", 20, "number of starts")
+	n := fs.Int("n", 20, "number of starts (at least 1)")
 	prefix := fs.String("prefix", "startup", "key prefix of the printed figures")
 	extra := fs.String("args", "", "extra flags, space-separated")
 	env := fs.String("env", "", "extra environment, space-separated KEY=VALUE")
 	hold := fs.Duration("hold", 0, "keep each server running this long after its start (for start-up profiles)")
 	fs.Parse(args)
-	if *bin == "" {
-		return errors.New("startup: -bin is required")
+	if *bin == "" || *n < 1 {
+		return errors.New("startup: -bin and -n ≥ 1 are required")
 	}
 	var toHealthy, toReady []time.Duration
 	for i := range *n {
@@ -100,11 +107,11 @@ func startup(args []string) error {
 	}
 	slices.Sort(toHealthy)
 	slices.Sort(toReady)
-	fmt.Printf("%s_healthz_median_ms %.1f\n", *prefix, ms(pct(toHealthy, 0.5)))
+	fmt.Printf("%s_healthz_median_ms %.1f\n", *prefix, ms(harness.Percentile(toHealthy, 0.5)))
 	fmt.Printf("%s_healthz_min_ms %.1f\n", *prefix, ms(toHealthy[0]))
-	fmt.Printf("%s_healthz_p90_ms %.1f\n", *prefix, ms(pct(toHealthy, 0.9)))
+	fmt.Printf("%s_healthz_p90_ms %.1f\n", *prefix, ms(harness.Percentile(toHealthy, 0.9)))
 	fmt.Printf("%s_healthz_max_ms %.1f\n", *prefix, ms(toHealthy[len(toHealthy)-1]))
-	fmt.Printf("%s_ready_median_ms %.1f\n", *prefix, ms(pct(toReady, 0.5)))
+	fmt.Printf("%s_ready_median_ms %.1f\n", *prefix, ms(harness.Percentile(toReady, 0.5)))
 	fmt.Printf("%s_starts %d\n", *prefix, *n)
 	return nil
 }
@@ -119,11 +126,6 @@ func envList(s string, i int) []string {
 	return out
 }
 
-func pct(sorted []time.Duration, q float64) time.Duration {
-	i := int(q*float64(len(sorted))+0.5) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
-}
-
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // memory starts the server, reads VmRSS and VmHWM once it is idle, issues
@@ -132,19 +134,18 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 func memory(args []string) error {
 	fs := flag.NewFlagSet("memory", flag.ExitOnError)
 	bin := fs.String("bin", "", "server binary")
+	extra := fs.String("args", "", "extra flags, space-separated")
 	tokens := fs.Int("tokens", 100_000, "tokens to issue")
 	workers := fs.Int("c", 32, "concurrent requests")
 	fs.Parse(args)
-	s, err := harness.Start(*bin, harness.Options{})
+	if *bin == "" {
+		return errors.New("memory: -bin is required")
+	}
+	s, err := harness.StartHealthy(*bin, harness.Options{Args: strings.Fields(*extra)})
 	if err != nil {
 		return err
 	}
 	defer s.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := harness.WaitHealthy(ctx, s.URL, time.Millisecond); err != nil {
-		return err
-	}
 	time.Sleep(500 * time.Millisecond) // let the start-up garbage go
 	idle, err := harness.ReadMemory(s.PID())
 	if err != nil {
@@ -182,6 +183,9 @@ func load(args []string) error {
 	if *prefix == "" {
 		*prefix = "load_" + *kind
 	}
+	if *cpuprofile != "" && *pprofURL == "" {
+		return errors.New("load: -cpuprofile needs -pprof")
+	}
 	c := harness.NewClient(*base)
 	var newWorker func() func() error
 	switch *kind {
@@ -192,15 +196,12 @@ func load(args []string) error {
 	case "token":
 		newWorker = func() func() error { return func() error { _, err := c.ClientCredentials(); return err } }
 	case "refresh":
-		// Each worker rotates its own chain, started by a password grant.
-		var mu sync.Mutex
-		var setupErr error
+		// Each worker rotates its own chain, started by a password grant;
+		// a worker whose grant failed fails each request with its error.
 		newWorker = func() func() error {
 			t, err := c.PasswordGrant(harness.LocalUser, harness.LocalPass)
 			if err != nil {
-				mu.Lock()
-				setupErr = err
-				mu.Unlock()
+				return func() error { return fmt.Errorf("start of the chain: %w", err) }
 			}
 			rt := t.RefreshToken
 			return func() error {
@@ -211,11 +212,6 @@ func load(args []string) error {
 				return err
 			}
 		}
-		defer func() {
-			if setupErr != nil {
-				fmt.Fprintln(os.Stderr, "tool load refresh:", setupErr)
-			}
-		}()
 	case "flow":
 		newWorker = func() func() error {
 			return func() error { _, err := c.AuthCodeFlow(harness.LocalUser, harness.LocalPass); return err }

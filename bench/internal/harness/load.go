@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,12 +26,16 @@ func (r Result) RPS() float64 {
 }
 
 // Percentile returns the latency at q (0 < q <= 1) of successful requests.
-func (r Result) Percentile(q float64) time.Duration {
-	if len(r.latencies) == 0 {
+func (r Result) Percentile(q float64) time.Duration { return Percentile(r.latencies, q) }
+
+// Percentile returns the value at q (0 < q <= 1) of sorted durations, 0
+// when there are none.
+func Percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
 		return 0
 	}
-	i := int(q*float64(len(r.latencies))+0.5) - 1
-	return r.latencies[min(max(i, 0), len(r.latencies)-1)]
+	i := int(q*float64(len(sorted))+0.5) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
 }
 
 // Run keeps workers requests in flight for d (or until ctx ends, or until
@@ -52,21 +57,13 @@ func Run(ctx context.Context, workers int, d time.Duration, limit int, newWorker
 	ctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var (
-		mu    sync.Mutex
+		mu    sync.Mutex // guards res
 		res   Result
-		sent  int
+		sent  atomic.Int64
 		wg    sync.WaitGroup
 		start = time.Now()
 	)
-	take := func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if limit > 0 && sent >= limit {
-			return false
-		}
-		sent++
-		return true
-	}
+	take := func() bool { return limit <= 0 || sent.Add(1) <= int64(limit) }
 	for _, do := range funcs {
 		wg.Go(func() {
 			var lat []time.Duration

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -21,38 +22,16 @@ import (
 	"time"
 )
 
-// Build compiles a main package of the module (for example
-// "./cmd/ircam-auth") into dir and returns the binary's path. overlay, when
-// not empty, is passed as go build -overlay (the bench's pprof build).
-func Build(dir, pkg, name, overlay string) (string, error) {
-	root, err := ModuleRoot()
-	if err != nil {
-		return "", err
-	}
-	out := filepath.Join(dir, name)
-	args := []string{"build", "-o", out}
-	if overlay != "" {
-		args = append(args, "-overlay", overlay)
-	}
-	cmd := exec.Command("go", append(args, pkg)...)
-	cmd.Dir = root
-	if b, err := cmd.CombinedOutput(); err != nil {
+// Build compiles a main package of the module, named by its import path
+// (for example "github.com/ircam/ircam-auth/cmd/ircam-auth", which go
+// build finds from any directory of the module), into dir and returns the
+// binary's path.
+func Build(dir, pkg string) (string, error) {
+	out := filepath.Join(dir, path.Base(pkg))
+	if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
 	}
 	return out, nil
-}
-
-// ModuleRoot is the directory of the module's go.mod.
-func ModuleRoot() (string, error) {
-	out, err := exec.Command("go", "env", "GOMOD").Output()
-	if err != nil {
-		return "", fmt.Errorf("go env GOMOD: %w", err)
-	}
-	mod := strings.TrimSpace(string(out))
-	if mod == "" || mod == os.DevNull {
-		return "", errors.New("not inside the ircam-auth module")
-	}
-	return filepath.Dir(mod), nil
 }
 
 // FreeAddr returns a loopback host:port that was free a moment ago.
@@ -68,7 +47,7 @@ func FreeAddr() (string, error) {
 // Server is a running server process.
 type Server struct {
 	URL     string // http://127.0.0.1:port
-	Cmd     *exec.Cmd
+	cmd     *exec.Cmd
 	Started time.Time // just before the process was started
 	Ready   time.Time // when it printed its "ready:" line
 	done    chan struct{}
@@ -78,15 +57,18 @@ type Server struct {
 
 // Options say how to start a server.
 type Options struct {
-	Args    []string  // flags; --listen and --ldap-listen are added when absent
-	Env     []string  // extra environment, KEY=VALUE
-	Log     io.Writer // the server's stderr; nil: a temporary file
-	Timeout time.Duration
+	Args []string // flags; --listen and --ldap-listen are added when absent
+	Env  []string // extra environment, KEY=VALUE
 }
 
+// startTimeout bounds the wait for the "ready:" line, and StartHealthy's
+// wait for /healthz.
+const startTimeout = 30 * time.Second
+
 // Start starts bin and returns once it printed "ready: <url>/healthz" on
-// stdout, as ircam-auth and the bare server do. It does not wait for
-// /healthz: WaitHealthy does.
+// stdout, as ircam-auth and the bare server do. Its stderr goes to a
+// temporary file, shown when it fails to start. It does not wait for
+// /healthz: WaitHealthy does (StartHealthy does both).
 func Start(bin string, o Options) (*Server, error) {
 	args := append([]string(nil), o.Args...)
 	if !hasFlag(args, "--listen") {
@@ -101,23 +83,17 @@ func Start(bin string, o Options) (*Server, error) {
 		// bare server accepts the flag and ignores it).
 		args = append(args, "--ldap-listen", "127.0.0.1:0")
 	}
-	if o.Timeout == 0 {
-		o.Timeout = 30 * time.Second
-	}
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), o.Env...)
-	s := &Server{Cmd: cmd, done: make(chan struct{})}
-	if o.Log != nil {
-		cmd.Stderr = o.Log
-	} else {
-		f, err := os.CreateTemp("", "ircam-auth-bench-*.log")
-		if err != nil {
-			return nil, err
-		}
-		s.logFile, cmd.Stderr = f, f
+	f, err := os.CreateTemp("", "ircam-auth-bench-*.log")
+	if err != nil {
+		return nil, err
 	}
+	s := &Server{cmd: cmd, done: make(chan struct{}), logFile: f}
+	cmd.Stderr = f
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
+		s.cleanup()
 		return nil, err
 	}
 	s.Started = time.Now()
@@ -128,15 +104,13 @@ func Start(bin string, o Options) (*Server, error) {
 	ready := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(stdout)
-		sent := false
 		for sc.Scan() {
-			line := sc.Text()
-			if u, ok := strings.CutPrefix(line, "ready: "); ok && !sent {
+			if u, ok := strings.CutPrefix(sc.Text(), "ready: "); ok {
 				ready <- strings.TrimSuffix(strings.TrimSpace(u), "/healthz")
-				sent = true
+				break
 			}
 		}
-		io.Copy(io.Discard, stdout)
+		io.Copy(io.Discard, stdout) // the server must never block on stdout
 	}()
 	go func() {
 		s.waitErr = cmd.Wait()
@@ -148,12 +122,31 @@ func Start(bin string, o Options) (*Server, error) {
 		s.URL = u
 		return s, nil
 	case <-s.done:
+		tail := s.logTail() // before cleanup removes the log
 		s.cleanup()
-		return nil, fmt.Errorf("%s exited before it was ready: %v%s", bin, s.waitErr, s.logTail())
-	case <-time.After(o.Timeout):
+		return nil, fmt.Errorf("%s exited before it was ready: %v%s", bin, s.waitErr, tail)
+	case <-time.After(startTimeout):
+		tail := s.logTail()
 		s.Stop()
-		return nil, fmt.Errorf("%s: not ready after %v%s", bin, o.Timeout, s.logTail())
+		return nil, fmt.Errorf("%s: not ready after %v%s", bin, startTimeout, tail)
 	}
+}
+
+// StartHealthy is Start, then WaitHealthy (polling every millisecond): a
+// server ready for requests, its embedded directory included.
+func StartHealthy(bin string, o Options) (*Server, error) {
+	s, err := Start(bin, o)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if err := WaitHealthy(ctx, s.URL, time.Millisecond); err != nil {
+		err = fmt.Errorf("%w%s", err, s.logTail())
+		s.Stop()
+		return nil, err
+	}
+	return s, nil
 }
 
 func hasFlag(args []string, name string) bool {
@@ -166,6 +159,9 @@ func hasFlag(args []string, name string) bool {
 }
 
 // WaitHealthy polls GET /healthz every interval until it answers 200.
+// cmd/ircam-auth's "healthcheck --wait" does the same from a shell, but
+// polls every 200 ms and is a process of its own: too coarse a clock for
+// tool startup, which polls every 500 µs.
 func WaitHealthy(ctx context.Context, base string, interval time.Duration) error {
 	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
 	for {
@@ -186,27 +182,27 @@ func WaitHealthy(ctx context.Context, base string, interval time.Duration) error
 }
 
 // PID is the server's process id.
-func (s *Server) PID() int { return s.Cmd.Process.Pid }
+func (s *Server) PID() int { return s.cmd.Process.Pid }
 
-// Stop sends SIGTERM and waits (SIGKILL after 10 s).
-func (s *Server) Stop() error {
+// Stop sends SIGTERM and waits (SIGKILL after 10 s). A nil server is
+// already stopped.
+func (s *Server) Stop() {
 	if s == nil {
-		return nil
+		return
 	}
 	defer s.cleanup()
 	select {
 	case <-s.done:
-		return nil
+		return
 	default:
 	}
-	s.Cmd.Process.Signal(syscall.SIGTERM)
+	s.cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-s.done:
 	case <-time.After(10 * time.Second):
-		s.Cmd.Process.Kill()
+		s.cmd.Process.Kill()
 		<-s.done
 	}
-	return nil
 }
 
 func (s *Server) cleanup() {
