@@ -313,27 +313,10 @@ func ldapLogin(store *users.Store) error {
 // startEmbedded starts the directory d on a free loopback port, the way
 // cmd/ircam-auth's startDirectory does, and returns the search-then-bind
 // config of its service account.
-//
-// The loop is cmd/ircam-auth's directoryConfig (app.go) written again:
-// package main cannot be imported. It belongs next to fixtures.Directory
-// or in ldapbind, where both could call it.
 func startEmbedded(tb testing.TB, d fixtures.Directory) ldapbind.Config {
 	tb.Helper()
-	cfg := ldapbind.DirectoryConfig{Listen: "127.0.0.1:0", BaseDN: d.BaseDN}
-	for _, g := range d.Groups {
-		cfg.Groups = append(cfg.Groups, ldapbind.DirectoryGroup{Name: g.Name, GID: g.GID})
-	}
-	var servicePassword string
-	for _, e := range d.Entries {
-		cfg.Users = append(cfg.Users, ldapbind.DirectoryUser{
-			Name: e.UID, PasswordHash: e.PasswordHash, Mail: e.Mail,
-			GivenName: e.GivenName, SN: e.SN, UIDNumber: e.UIDNumber,
-			Groups: e.Groups, Search: e.Search,
-		})
-		if strings.EqualFold(e.UID, d.ServiceAccount) {
-			servicePassword = e.Password
-		}
-	}
+	cfg, servicePassword := ldapbind.SeedFromFixtures(d)
+	cfg.Listen = "127.0.0.1:0"
 	dir, err := ldapbind.StartDirectory(context.Background(), cfg)
 	if err != nil {
 		tb.Fatal(err)

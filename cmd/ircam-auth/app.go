@@ -115,7 +115,7 @@ func (a *app) startDirectory(ctx context.Context, fx *fixtures.File, listen stri
 			a.log.Warn("no directory: the fixtures have no directory entries and --ldap-url is empty; only local users can log in")
 			return nil, nil, nil
 		}
-		dcfg, servicePassword := directoryConfig(d)
+		dcfg, servicePassword := ldapbind.SeedFromFixtures(d)
 		dcfg.Listen, dcfg.Logger = listen, a.log
 		var err error
 		dir, err = ldapbind.StartDirectory(ctx, dcfg)
@@ -140,27 +140,6 @@ func (a *app) startDirectory(ctx context.Context, fx *fixtures.File, listen stri
 		return nil, nil, err
 	}
 	return dir, c, nil
-}
-
-// directoryConfig is the seed of the embedded directory from the fixtures,
-// and the plain password of its service account.
-func directoryConfig(d fixtures.Directory) (ldapbind.DirectoryConfig, string) {
-	dcfg := ldapbind.DirectoryConfig{BaseDN: d.BaseDN}
-	for _, g := range d.Groups {
-		dcfg.Groups = append(dcfg.Groups, ldapbind.DirectoryGroup{Name: g.Name, GID: g.GID})
-	}
-	var servicePassword string
-	for _, e := range d.Entries {
-		dcfg.Users = append(dcfg.Users, ldapbind.DirectoryUser{
-			Name: e.UID, PasswordHash: e.PasswordHash, Mail: e.Mail,
-			GivenName: e.GivenName, SN: e.SN, UIDNumber: e.UIDNumber,
-			Groups: e.Groups, Search: e.Search,
-		})
-		if strings.EqualFold(e.UID, d.ServiceAccount) {
-			servicePassword = e.Password
-		}
-	}
-	return dcfg, servicePassword
 }
 
 // Handler is the HTTP handler of every endpoint.

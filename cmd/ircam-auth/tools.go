@@ -85,7 +85,7 @@ func glauthConfig(args []string, getenv func(string) string, stdout, stderr io.W
 	if err != nil {
 		return err
 	}
-	dcfg, _ := directoryConfig(f.Directory)
+	dcfg, _ := ldapbind.SeedFromFixtures(f.Directory)
 	return ldapbind.WriteGlauthConfig(stdout, dcfg, *listen)
 }
 

@@ -54,11 +54,12 @@ func (s *Service) handleToken(w http.ResponseWriter, r *http.Request) {
 	if oerr == nil {
 		out, oerr = s.grant(r, c, grantType, form)
 	}
-	httplog.Set(r.Context(), "client_id", c.ID)
+	clientID := logClientID(c, r, form)
+	httplog.Set(r.Context(), "client_id", clientID)
 	httplog.Set(r.Context(), "grant_type", grantType)
 	httplog.Set(r.Context(), "user", out.user)
 	// The attributes of the log line, without a Logger.With per request.
-	attrs := []any{"client_id", logClientID(c, r, form), "grant_type", grantType, "user", out.user}
+	attrs := []any{"client_id", clientID, "grant_type", grantType, "user", out.user}
 	if out.method != "" {
 		attrs = append(attrs, "method", string(out.method))
 	}
