@@ -120,6 +120,9 @@ func (s *Service) handleRevoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := form.Get("token")
+	// One lookup finds a token of either kind, so token_type_hint, when
+	// given, has nothing to shorten (RFC 7009 §2.1: the server may search
+	// every kind).
 	st := s.store
 	st.mu.Lock()
 	t, found := st.tokenLocked(v)
